@@ -1,0 +1,174 @@
+use std::sync::atomic::AtomicU64;
+
+use super::cell::update_u64;
+use super::{Algorithm, Outcome, RETRY_NEVER};
+use crate::clock::Nanos;
+use crate::quota::Quota;
+
+/// Token bucket as the generic cell rate algorithm (GCRA).
+///
+/// The state is one number, the theoretical arrival time (TAT): the instant
+/// at which the bucket would be full again. A request of cost `n` at `now`
+/// moves it to `max(TAT, now) + n·T` (T = period / count, rounded up) and is
+/// allowed when that lies at most `burst·T` past `now`. 0 means "never seen",
+/// which reads as a full bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    /// Emission interval T in nanoseconds.
+    interval: u64,
+    /// Capacity `burst·T` in nanoseconds.
+    capacity: u64,
+    limit: u64,
+    burst: u64,
+}
+
+impl Gcra {
+    /// The GCRA for a rate quota.
+    pub fn new(quota: &Quota) -> Self {
+        let interval = quota.emission_interval_nanos().max(1);
+        let burst = quota.burst().max(1);
+        Self {
+            interval,
+            capacity: interval.saturating_mul(burst),
+            limit: quota.count(),
+            burst,
+        }
+    }
+
+    /// The pure step: the outcome at `now` for a bucket whose TAT is `tat`,
+    /// and the new TAT when the request is allowed.
+    #[inline]
+    pub fn step(&self, tat: u64, now: Nanos, cost: u64) -> (Outcome, Option<u64>) {
+        let base = tat.max(now);
+        // A concurrent caller may have read a slightly later clock: saturate.
+        let horizon = now.saturating_add(self.capacity);
+        let available = horizon.saturating_sub(base) / self.interval;
+        if cost > self.burst {
+            let reset = base - now;
+            return (
+                Outcome::deny(self.limit, available, reset, RETRY_NEVER),
+                None,
+            );
+        }
+        // cost <= burst, so cost * interval <= capacity: no overflow.
+        let next = base + cost * self.interval;
+        if next <= horizon {
+            let remaining = (horizon - next) / self.interval;
+            (
+                Outcome::allow(self.limit, remaining, next - now),
+                Some(next),
+            )
+        } else {
+            (
+                Outcome::deny(self.limit, available, base - now, next - horizon),
+                None,
+            )
+        }
+    }
+}
+
+impl Algorithm for Gcra {
+    type State = AtomicU64;
+
+    fn new_state(&self) -> AtomicU64 {
+        AtomicU64::new(0)
+    }
+
+    #[inline]
+    fn acquire(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
+        update_u64(state, |tat| self.step(tat, now, cost))
+    }
+
+    fn peek(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
+        self.step(state.load(std::sync::atomic::Ordering::Acquire), now, cost)
+            .0
+    }
+
+    fn refund(&self, state: &AtomicU64, charged_at: Nanos, cost: u64) {
+        let amount = cost.saturating_mul(self.interval);
+        update_u64(state, |tat| {
+            if tat <= charged_at {
+                return ((), None);
+            }
+            // Never below the instant of the charge: a refund cannot make the
+            // bucket fuller than it was when the charge was taken.
+            ((), Some(tat.saturating_sub(amount).max(charged_at)))
+        });
+    }
+
+    fn is_idle(&self, state: &AtomicU64, now: Nanos) -> bool {
+        state.load(std::sync::atomic::Ordering::Acquire) <= now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const S: u64 = 1_000_000_000;
+
+    fn gcra(q: &str) -> Gcra {
+        Gcra::new(&q.parse().expect("quota"))
+    }
+
+    #[test]
+    fn admits_the_burst_then_one_per_interval() {
+        let g = gcra("10/second burst 20");
+        let st = g.new_state();
+        let now = S;
+        for i in 0..20 {
+            let o = g.acquire(&st, now, 1);
+            assert!(o.allowed, "request {i}");
+            assert_eq!(o.remaining, 19 - i);
+        }
+        let denied = g.acquire(&st, now, 1);
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, 100_000_000);
+        assert_eq!(denied.reset, 2 * S);
+        // Exactly at the retry instant it passes, a nanosecond before it does not.
+        assert!(!g.acquire(&st, now + 100_000_000 - 1, 1).allowed);
+        assert!(g.acquire(&st, now + 100_000_000, 1).allowed);
+    }
+
+    #[test]
+    fn cost_counts_as_many_tokens_and_oversized_cost_never_passes() {
+        let g = gcra("5/second");
+        let st = g.new_state();
+        assert!(g.acquire(&st, S, 3).allowed);
+        let o = g.acquire(&st, S, 3);
+        assert!(!o.allowed);
+        assert_eq!(o.remaining, 2);
+        assert_eq!(o.retry_after, 200_000_000);
+        assert!(g.acquire(&st, S, 2).allowed);
+        let huge = g.acquire(&st, S, 6);
+        assert_eq!(huge.retry_after, RETRY_NEVER);
+    }
+
+    #[test]
+    fn refund_restores_the_charge_and_idle_means_full() {
+        let g = gcra("3/minute");
+        let st = g.new_state();
+        assert!(g.is_idle(&st, S));
+        assert!(g.acquire(&st, S, 1).allowed);
+        assert!(!g.is_idle(&st, S));
+        g.refund(&st, S, 1);
+        assert!(g.is_idle(&st, S));
+        for _ in 0..3 {
+            assert!(g.acquire(&st, S, 1).allowed);
+        }
+        assert!(!g.acquire(&st, S, 1).allowed);
+        let later = S + Duration::from_secs(60).as_nanos() as u64;
+        assert!(g.is_idle(&st, later));
+    }
+
+    #[test]
+    fn peek_does_not_charge() {
+        let g = gcra("1/second");
+        let st = g.new_state();
+        assert!(g.peek(&st, S, 1).allowed);
+        assert!(g.peek(&st, S, 1).allowed);
+        assert!(g.acquire(&st, S, 1).allowed);
+        assert!(!g.peek(&st, S, 1).allowed);
+    }
+}

@@ -1,0 +1,76 @@
+//! The limiting algorithms, each behind the small [`Algorithm`] trait.
+//!
+//! Each algorithm is a pure step over its state: given the state, the time and
+//! the cost of a request, it answers an [`Outcome`] and the next state. The
+//! in-memory store runs the step in a compare-and-swap loop on one atomic
+//! word (GCRA, fixed window, concurrency) or two (sliding window counter); the
+//! sliding log keeps a bounded list of timestamps under a per-key mutex.
+//! Remote stores run the same steps as server-side scripts.
+//!
+//! | algorithm | state per key | precision |
+//! |---|---|---|
+//! | [`Gcra`] (token bucket) | 8 bytes | exact, smooth refill |
+//! | [`FixedWindow`] | 8 bytes | exact per window; up to 2x at a window edge |
+//! | [`SlidingWindow`] | 16 bytes | weighted estimate of the last period |
+//! | [`SlidingLog`] | 16 bytes per request in the period | exact |
+//! | [`Concurrency`] | 8 bytes | exact in-flight count |
+//!
+//! ```
+//! use tollgate::algorithm::{Algorithm, Gcra};
+//! use tollgate::quota::Quota;
+//!
+//! let gcra = Gcra::new(&Quota::per_second(2).unwrap());
+//! let state = gcra.new_state();
+//! let now = 1_000_000_000;
+//! assert!(gcra.acquire(&state, now, 1).allowed);
+//! assert!(gcra.acquire(&state, now, 1).allowed);
+//! let third = gcra.acquire(&state, now, 1);
+//! assert!(!third.allowed);
+//! assert_eq!(third.retry_after, 500_000_000); // one token every 500 ms
+//! ```
+
+mod cell;
+mod concurrency;
+mod fixed_window;
+mod gcra;
+mod kind;
+mod outcome;
+mod sliding_log;
+mod sliding_window;
+
+pub use concurrency::Concurrency;
+pub use fixed_window::FixedWindow;
+pub use gcra::Gcra;
+pub use kind::{AlgorithmKind, UnknownAlgorithm};
+pub use outcome::{Outcome, RETRY_NEVER};
+pub use sliding_log::{LogState, SlidingLog, SLIDING_LOG_MAX};
+pub use sliding_window::SlidingWindow;
+
+use crate::clock::Nanos;
+
+/// One limiting algorithm, as the in-memory store runs it.
+///
+/// `now` is a reading of the store's clock, taken once per request and passed
+/// to every limit the request charges. `cost` is at least 1.
+pub trait Algorithm: Send + Sync + std::fmt::Debug + 'static {
+    /// The state kept per key.
+    type State: Send + Sync + 'static;
+
+    /// The state of a key never seen: a full allowance.
+    fn new_state(&self) -> Self::State;
+
+    /// Charges `cost` if the limit allows it, atomically.
+    fn acquire(&self, state: &Self::State, now: Nanos, cost: u64) -> Outcome;
+
+    /// Answers what [`acquire`](Algorithm::acquire) would, without charging.
+    fn peek(&self, state: &Self::State, now: Nanos, cost: u64) -> Outcome;
+
+    /// Gives back a charge made at `charged_at` (a rolled-back multi-limit
+    /// check, a refund, or a concurrency permit ending). Never credits more
+    /// than was charged.
+    fn refund(&self, state: &Self::State, charged_at: Nanos, cost: u64);
+
+    /// Whether the state is back to a full allowance, so the key can be
+    /// forgotten without changing any future answer.
+    fn is_idle(&self, state: &Self::State, now: Nanos) -> bool;
+}

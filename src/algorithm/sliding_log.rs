@@ -1,0 +1,161 @@
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+
+use super::{Algorithm, Outcome, RETRY_NEVER};
+use crate::clock::Nanos;
+use crate::quota::Quota;
+
+/// The largest count a sliding log accepts: its memory per key grows with
+/// the count (16 bytes per logged request), so it is bounded.
+pub const SLIDING_LOG_MAX: u64 = 100_000;
+
+/// Sliding window log: exact over any `period`-long interval.
+///
+/// Keeps the time and cost of each admitted request of the last `period`
+/// under a per-key mutex: O(requests in the period) memory, at most
+/// [`SLIDING_LOG_MAX`] entries, and O(1) amortised work per check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingLog {
+    period: u64,
+    limit: u64,
+}
+
+/// The per-key state of a [`SlidingLog`].
+#[derive(Debug, Default)]
+pub struct LogState {
+    inner: Mutex<Log>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    entries: VecDeque<(Nanos, u64)>,
+    used: u64,
+}
+
+impl Log {
+    fn expire(&mut self, now: Nanos, period: u64) {
+        while let Some(&(at, cost)) = self.entries.front() {
+            if at.saturating_add(period) > now {
+                break;
+            }
+            self.used -= cost;
+            self.entries.pop_front();
+        }
+    }
+}
+
+impl SlidingLog {
+    /// The sliding log for a rate quota; the count is capped at [`SLIDING_LOG_MAX`]
+    /// (configuration refuses larger ones before this is built).
+    pub fn new(quota: &Quota) -> Self {
+        Self {
+            period: quota.period_nanos().max(1),
+            limit: quota.count().min(SLIDING_LOG_MAX),
+        }
+    }
+
+    fn decide(&self, log: &Log, now: Nanos, cost: u64) -> Outcome {
+        let reset = log
+            .entries
+            .back()
+            .map_or(0, |&(at, _)| (at + self.period).saturating_sub(now));
+        let remaining = self.limit.saturating_sub(log.used);
+        if cost > self.limit {
+            return Outcome::deny(self.limit, remaining, reset, RETRY_NEVER);
+        }
+        if log.used + cost <= self.limit {
+            let reset = reset.max(self.period);
+            return Outcome::allow(self.limit, remaining - cost, reset);
+        }
+        // The request fits once enough of the oldest entries have expired.
+        let mut freed = 0;
+        let mut retry = RETRY_NEVER;
+        for &(at, c) in &log.entries {
+            freed += c;
+            if log.used - freed + cost <= self.limit {
+                retry = (at + self.period).saturating_sub(now);
+                break;
+            }
+        }
+        Outcome::deny(self.limit, remaining, reset, retry)
+    }
+}
+
+impl Algorithm for SlidingLog {
+    type State = LogState;
+
+    fn new_state(&self) -> LogState {
+        LogState::default()
+    }
+
+    fn acquire(&self, state: &LogState, now: Nanos, cost: u64) -> Outcome {
+        let mut log = state.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        log.expire(now, self.period);
+        let outcome = self.decide(&log, now, cost);
+        if outcome.allowed {
+            log.entries.push_back((now, cost));
+            log.used += cost;
+        }
+        outcome
+    }
+
+    fn peek(&self, state: &LogState, now: Nanos, cost: u64) -> Outcome {
+        let mut log = state.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        log.expire(now, self.period);
+        self.decide(&log, now, cost)
+    }
+
+    fn refund(&self, state: &LogState, charged_at: Nanos, cost: u64) {
+        let mut log = state.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pos) = log
+            .entries
+            .iter()
+            .rposition(|&(at, c)| at == charged_at && c == cost)
+        {
+            log.entries.remove(pos);
+            log.used -= cost;
+        }
+    }
+
+    fn is_idle(&self, state: &LogState, now: Nanos) -> bool {
+        let mut log = state.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        log.expire(now, self.period);
+        log.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn exact_over_any_period_long_interval() {
+        let l = SlidingLog::new(&"3/10 seconds".parse().expect("quota"));
+        let st = l.new_state();
+        assert!(l.acquire(&st, S, 1).allowed);
+        assert!(l.acquire(&st, 4 * S, 1).allowed);
+        assert!(l.acquire(&st, 8 * S, 1).allowed);
+        let denied = l.acquire(&st, 9 * S, 1);
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, 2 * S); // the first entry expires at 11 s
+        assert!(!l.acquire(&st, 11 * S - 1, 1).allowed);
+        assert!(l.acquire(&st, 11 * S, 1).allowed);
+        assert!(!l.is_idle(&st, 20 * S));
+        assert!(l.is_idle(&st, 21 * S));
+    }
+
+    #[test]
+    fn costs_and_refunds() {
+        let l = SlidingLog::new(&"5/second".parse().expect("quota"));
+        let st = l.new_state();
+        assert!(l.acquire(&st, S, 3).allowed);
+        assert!(l.acquire(&st, S + 10, 2).allowed);
+        let denied = l.acquire(&st, S + 20, 3);
+        assert_eq!(denied.retry_after, S - 20);
+        l.refund(&st, S + 10, 2);
+        assert!(l.acquire(&st, S + 30, 2).allowed);
+        assert_eq!(l.peek(&st, S + 40, 6).retry_after, RETRY_NEVER);
+    }
+}

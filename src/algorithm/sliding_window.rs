@@ -1,0 +1,224 @@
+use portable_atomic::{AtomicU128, Ordering};
+
+use super::cell::update_u128;
+use super::{Algorithm, Outcome, RETRY_NEVER};
+use crate::clock::Nanos;
+use crate::quota::Quota;
+
+/// Sliding window counter: the two-window weighted estimate.
+///
+/// Counts units in the current fixed window and the one before it; the
+/// estimate of the last `period` is `previous · (remaining share of the
+/// current window) + current`, with the weighted part rounded up so the
+/// estimate never undercounts. State: one 128-bit word (window number,
+/// current count, previous count), updated by compare-and-swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingWindow {
+    period: u64,
+    limit: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Counts {
+    index: u64,
+    current: u64,
+    previous: u64,
+}
+
+fn unpack(word: u128) -> Counts {
+    Counts {
+        index: (word >> 64) as u64,
+        current: ((word >> 32) as u64) & 0xFFFF_FFFF,
+        previous: (word as u64) & 0xFFFF_FFFF,
+    }
+}
+
+fn pack(c: Counts) -> u128 {
+    (u128::from(c.index) << 64)
+        | (u128::from(c.current & 0xFFFF_FFFF) << 32)
+        | u128::from(c.previous & 0xFFFF_FFFF)
+}
+
+impl SlidingWindow {
+    /// The sliding window counter for a rate quota (its burst is not used).
+    pub fn new(quota: &Quota) -> Self {
+        Self {
+            period: quota.period_nanos().max(1),
+            limit: quota.count().min(u64::from(u32::MAX)),
+        }
+    }
+
+    /// The counts as seen in window `index`.
+    fn rolled(stored: Counts, index: u64) -> Counts {
+        if stored.index >= index {
+            // Same window, or a concurrent caller already moved it forward.
+            stored
+        } else if stored.index + 1 == index {
+            Counts {
+                index,
+                current: 0,
+                previous: stored.current,
+            }
+        } else {
+            Counts {
+                index,
+                current: 0,
+                previous: 0,
+            }
+        }
+    }
+
+    /// `ceil(previous · weight / period)`.
+    fn weighted(&self, previous: u64, weight: u64) -> u64 {
+        let product = u128::from(previous) * u128::from(weight);
+        product.div_ceil(u128::from(self.period)) as u64
+    }
+
+    /// The smallest offset into a window at which `ceil(count · (P - e) / P) <= room`.
+    fn offset_for(&self, count: u64, room: u64) -> u64 {
+        if count <= room {
+            return 0;
+        }
+        let allowed_weight = u128::from(room) * u128::from(self.period) / u128::from(count);
+        self.period - allowed_weight as u64
+    }
+
+    /// The pure step over the packed state.
+    pub fn step(&self, word: u128, now: Nanos, cost: u64) -> (Outcome, Option<u128>) {
+        let counts = Self::rolled(unpack(word), now / self.period);
+        let window_start = counts.index * self.period;
+        let elapsed = now.saturating_sub(window_start).min(self.period - 1);
+        let weight = self.period - elapsed;
+        let used = self.weighted(counts.previous, weight) + counts.current;
+        let remaining_now = self.limit.saturating_sub(used);
+        let reset = if counts.current > 0 {
+            weight + self.period
+        } else if counts.previous > 0 {
+            weight
+        } else {
+            0
+        };
+        if cost > self.limit {
+            return (
+                Outcome::deny(self.limit, remaining_now, reset, RETRY_NEVER),
+                None,
+            );
+        }
+        if used + cost <= self.limit {
+            let next = Counts {
+                current: counts.current + cost,
+                ..counts
+            };
+            let reset = weight + self.period;
+            return (
+                Outcome::allow(self.limit, self.limit - used - cost, reset),
+                Some(pack(next)),
+            );
+        }
+        let retry = if counts.current + cost <= self.limit {
+            // Wait, within this window, for the previous window's weight to fade.
+            let room = self.limit - counts.current - cost;
+            self.offset_for(counts.previous, room)
+                .saturating_sub(elapsed)
+        } else {
+            // Only the next window helps: the current count becomes the previous one.
+            let room = self.limit - cost;
+            weight + self.offset_for(counts.current, room)
+        };
+        (Outcome::deny(self.limit, remaining_now, reset, retry), None)
+    }
+}
+
+impl Algorithm for SlidingWindow {
+    type State = AtomicU128;
+
+    fn new_state(&self) -> AtomicU128 {
+        AtomicU128::new(0)
+    }
+
+    fn acquire(&self, state: &AtomicU128, now: Nanos, cost: u64) -> Outcome {
+        update_u128(state, |word| self.step(word, now, cost))
+    }
+
+    fn peek(&self, state: &AtomicU128, now: Nanos, cost: u64) -> Outcome {
+        self.step(state.load(Ordering::Acquire), now, cost).0
+    }
+
+    fn refund(&self, state: &AtomicU128, charged_at: Nanos, cost: u64) {
+        let index = charged_at / self.period;
+        update_u128(state, |word| {
+            let c = unpack(word);
+            if c.index != index || c.current == 0 {
+                return ((), None);
+            }
+            (
+                (),
+                Some(pack(Counts {
+                    current: c.current - cost.min(c.current),
+                    ..c
+                })),
+            )
+        });
+    }
+
+    fn is_idle(&self, state: &AtomicU128, now: Nanos) -> bool {
+        let c = Self::rolled(unpack(state.load(Ordering::Acquire)), now / self.period);
+        c.current == 0 && c.previous == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn window(q: &str) -> SlidingWindow {
+        SlidingWindow::new(&q.parse().expect("quota"))
+    }
+
+    #[test]
+    fn weights_the_previous_window() {
+        let w = window("10/minute");
+        let st = w.new_state();
+        let start = 60 * S;
+        for _ in 0..10 {
+            assert!(w.acquire(&st, start, 1).allowed);
+        }
+        assert!(!w.acquire(&st, start + 30 * S, 1).allowed);
+        // 15 s into the next window the previous 10 weigh ceil(10 * 45/60) = 8.
+        let at = 120 * S + 15 * S;
+        let o = w.acquire(&st, at, 1);
+        assert!(o.allowed);
+        assert_eq!(o.remaining, 1);
+        assert!(w.acquire(&st, at, 1).allowed);
+        let denied = w.acquire(&st, at, 1);
+        assert!(!denied.allowed);
+        // Needs ceil(10 * (60 - e)/60) <= 7: e >= 18 s, i.e. 3 s from now.
+        assert_eq!(denied.retry_after, 3 * S);
+        assert!(!w.acquire(&st, at + 3 * S - 1, 1).allowed);
+        assert!(w.acquire(&st, at + 3 * S, 1).allowed);
+    }
+
+    #[test]
+    fn retry_after_spans_into_the_next_window_when_the_current_one_is_full() {
+        let w = window("4/second");
+        let st = w.new_state();
+        assert!(w.acquire(&st, S, 4).allowed);
+        let denied = w.acquire(&st, S + S / 2, 1);
+        // Next window starts in 0.5 s; there ceil(4 (1 - e)) <= 3 needs e >= 0.25 s.
+        assert_eq!(denied.retry_after, S / 2 + S / 4);
+        assert!(w.acquire(&st, 2 * S + S / 4, 1).allowed);
+        assert!(w.is_idle(&st, 4 * S));
+    }
+
+    #[test]
+    fn refund_returns_units_of_the_same_window() {
+        let w = window("2/second");
+        let st = w.new_state();
+        assert!(w.acquire(&st, S, 2).allowed);
+        w.refund(&st, S, 2);
+        assert!(w.is_idle(&st, S));
+        assert_eq!(w.peek(&st, S, 3).retry_after, RETRY_NEVER);
+    }
+}

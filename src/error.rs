@@ -1,0 +1,99 @@
+//! Errors: configuration refused at build time, and store failures.
+
+use crate::algorithm::AlgorithmKind;
+use crate::quota::QuotaParseError;
+
+/// A configuration the layer refuses to build with. Nothing here is ever
+/// raised per request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A quota string did not parse.
+    #[error("tier {tier:?}: {source}")]
+    Quota {
+        /// The tier (or rule) whose quota it is.
+        tier: String,
+        /// What was wrong with it.
+        #[source]
+        source: QuotaParseError,
+    },
+    /// A tier or policy name with characters a header cannot carry as they are.
+    #[error("invalid name {name:?}: use 1 to 64 of A-Z a-z 0-9 - _ . :")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// Two tiers, or two limits of one request, with the same name.
+    #[error("duplicate name {name:?}")]
+    Duplicate {
+        /// The name given twice.
+        name: String,
+    },
+    /// A plan set with no tier.
+    #[error("no tier defined")]
+    NoTiers,
+    /// A tier with no limit.
+    #[error("tier {tier:?} has no limit")]
+    EmptyTier {
+        /// The tier.
+        tier: String,
+    },
+    /// The default tier names no defined tier.
+    #[error("default tier {tier:?} is not defined")]
+    UnknownDefault {
+        /// The name given as default.
+        tier: String,
+    },
+    /// A burst different from the count on an algorithm that has no burst.
+    #[error("policy {policy:?}: a burst applies to gcra only, not {algorithm}")]
+    BurstNeedsGcra {
+        /// The policy.
+        policy: String,
+        /// The algorithm chosen.
+        algorithm: AlgorithmKind,
+    },
+    /// A sliding log longer than it may be kept.
+    #[error("policy {policy:?}: a sliding log keeps one entry per request; {count} is over the maximum of {max}")]
+    SlidingLogTooLarge {
+        /// The policy.
+        policy: String,
+        /// The count asked for.
+        count: u64,
+        /// The maximum.
+        max: u64,
+    },
+    /// More limits on one request than a check may carry.
+    #[error("{count} limits apply to one request; at most {max} may")]
+    TooManyLimits {
+        /// How many were configured.
+        count: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A plan file that could not be read or parsed.
+    #[error("plan file: {0}")]
+    File(String),
+}
+
+/// Why a store could not answer a check.
+///
+/// The layer answers it according to its failure policy (by default 503
+/// with `Retry-After`); it never lets a request through unchecked unless
+/// told to fail open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store tracks its maximum number of keys and none is idle enough
+    /// to be evicted.
+    #[error("store is full: {max_keys} keys tracked and none idle")]
+    Full {
+        /// The configured maximum.
+        max_keys: usize,
+    },
+    /// The store did not answer within its timeout.
+    #[error("store timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The store is unreachable or answered an error.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}

@@ -1,0 +1,117 @@
+//! [`ResponseFuture`]: the inner service's future, or the layer's own answer.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{HeaderMap, Response};
+use pin_project_lite::pin_project;
+
+use crate::body::ResponseBody;
+use crate::store::Permits;
+
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// The future of [`RateLimit`](crate::RateLimit).
+    ///
+    /// With the in-memory store it is the inner future (admitted) or a ready
+    /// answer (refused): nothing is boxed. Only a store that answers later
+    /// (a remote one) makes it wait on a boxed future.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Called {
+            #[pin]
+            future: F,
+            permits: Option<Permits>,
+            headers: Option<HeaderMap>,
+        },
+        Answered {
+            response: Option<Response<ResponseBody<B>>>,
+        },
+        Waiting {
+            future: Boxed<B, E>,
+        },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    pub(crate) fn called(future: F, permits: Permits, headers: Option<HeaderMap>) -> Self {
+        Self {
+            state: State::Called {
+                future,
+                permits: Some(permits),
+                headers,
+            },
+        }
+    }
+
+    pub(crate) fn answered(response: Response<ResponseBody<B>>) -> Self {
+        Self {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn waiting(future: Boxed<B, E>) -> Self {
+        Self {
+            state: State::Waiting { future },
+        }
+    }
+}
+
+/// Wraps an admitted response: its body holds the permits, and the
+/// rate-limit fields are added when asked for.
+pub(crate) fn finish<B>(
+    response: Response<B>,
+    permits: Permits,
+    headers: Option<HeaderMap>,
+) -> Response<ResponseBody<B>> {
+    let mut response = response.map(|body| ResponseBody::inner(body, permits));
+    if let Some(headers) = headers {
+        response.headers_mut().extend(headers);
+    }
+    response
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called {
+                future,
+                permits,
+                headers,
+            } => {
+                // An error drops the permits here: the request is over.
+                let response = ready!(future.poll(cx))?;
+                let permits = permits.take().unwrap_or_default();
+                Poll::Ready(Ok(finish(response, permits, headers.take())))
+            }
+            StateProj::Answered { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            StateProj::Waiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,64 @@
+//! A rule: who is counted (a key extractor) and under which plans.
+
+use std::sync::Arc;
+
+use crate::key::KeyExtractor;
+use crate::plan::Plans;
+use crate::response::fields::push_policy_item;
+use crate::store::Store;
+
+/// One key extractor and the plan set its keys are counted under, bound to
+/// a store. A request charges every rule's limits, all or nothing.
+pub(crate) struct Rule<H> {
+    pub(crate) extractor: Arc<dyn KeyExtractor>,
+    pub(crate) plans: Plans,
+    /// The bound limits, per tier then per limit.
+    pub(crate) handles: Vec<Vec<H>>,
+    /// Each tier's `RateLimit-Policy` items, written once.
+    pub(crate) policy_items: Vec<Vec<u8>>,
+}
+
+impl<H: Clone> Clone for Rule<H> {
+    fn clone(&self) -> Self {
+        Self {
+            extractor: Arc::clone(&self.extractor),
+            plans: self.plans.clone(),
+            handles: self.handles.clone(),
+            policy_items: self.policy_items.clone(),
+        }
+    }
+}
+
+impl<H> Rule<H> {
+    pub(crate) fn bind<St: Store<Handle = H>>(
+        store: &St,
+        plans: Plans,
+        extractor: Arc<dyn KeyExtractor>,
+    ) -> Self {
+        let handles = plans
+            .tiers()
+            .iter()
+            .map(|tier| tier.limits().iter().map(|l| store.bind(l)).collect())
+            .collect();
+        let policy_items = plans
+            .tiers()
+            .iter()
+            .map(|tier| {
+                let mut out = Vec::new();
+                for (i, limit) in tier.limits().iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    push_policy_item(&mut out, limit);
+                }
+                out
+            })
+            .collect();
+        Self {
+            extractor,
+            plans,
+            handles,
+            policy_items,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The in-memory store: DashMap tables per limit, bounded, idle keys evicted.
+//!
+//! # Memory per key
+//!
+//! Each limit keeps a table; a key costs, in each table it is charged in,
+//! one map slot plus, for byte keys, a heap copy of the key:
+//!
+//! | state | slot (IP key) | slot (byte key) |
+//! |---|---|---|
+//! | GCRA, fixed window, concurrency | 32 bytes | 24 bytes + the key |
+//! | sliding window counter | 32 bytes | 32 bytes + the key |
+//! | sliding log | 64 bytes + 16 per logged request | 56 bytes + the key + 16 per request |
+//!
+//! plus about one control byte and the map's spare capacity (up to 1/8) per
+//! slot; a byte key's heap copy is its length rounded up to the allocator's
+//! size class. The `memory` benchmark measures these figures.
+//!
+//! # Bounds and eviction
+//!
+//! The store tracks at most [`MemoryStoreBuilder::max_keys`] keys over all
+//! its tables (default [`DEFAULT_MAX_KEYS`]). Keys whose state is back to a
+//! full allowance are forgotten automatically: a sweep runs on the request
+//! that inserts a new key when the store is full, and at least every
+//! [`MemoryStoreBuilder::idle_sweep_every`] otherwise. Forgetting such a key
+//! changes no future answer. When the store is full of busy keys a new key
+//! gets [`StoreError::Full`], which the layer answers by its failure policy
+//! (503 by default): a flood of distinct keys cannot grow memory nor reset
+//! the counters of clients already limited.
+
+mod budget;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::budget::Budget;
+use self::table::Table;
+use super::{Charge, Checked, Never, Permits, Store, Verdict};
+use crate::clock::{Clock, MonotonicClock, Nanos};
+use crate::decision::Decision;
+use crate::error::StoreError;
+use crate::limit::Limit;
+
+/// The default maximum number of tracked keys: one million.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// Counters in this process's memory. Clones share the counters.
+///
+/// Lock-free for a known key: a shard read lock of the key's table and one
+/// compare-and-swap (the sliding log takes a per-key mutex). No allocation
+/// for a known key; no await.
+pub struct MemoryStore<C: Clock = MonotonicClock> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Clock> Clone for MemoryStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<C> {
+    clock: C,
+    budget: Arc<Budget>,
+}
+
+/// A limit bound to a [`MemoryStore`].
+#[derive(Clone)]
+pub struct MemoryHandle {
+    table: Arc<Table>,
+}
+
+impl std::fmt::Debug for MemoryHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryHandle")
+            .field("keys", &self.table.len())
+            .finish()
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for MemoryStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("keys", &self.inner.budget.len())
+            .field("max_keys", &self.inner.budget.max())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// A store on the real clock with default bounds.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Configures a store.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            clock: MonotonicClock::new(),
+            max_keys: DEFAULT_MAX_KEYS,
+            idle_sweep_every: Duration::from_secs(60),
+            full_sweep_gap: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a [`MemoryStore`].
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder<C = MonotonicClock> {
+    clock: C,
+    max_keys: usize,
+    idle_sweep_every: Duration,
+    full_sweep_gap: Duration,
+}
+
+impl<C: Clock> MemoryStoreBuilder<C> {
+    /// Uses another clock (a [`ManualClock`](crate::clock::ManualClock) in tests).
+    pub fn clock<D: Clock>(self, clock: D) -> MemoryStoreBuilder<D> {
+        MemoryStoreBuilder {
+            clock,
+            max_keys: self.max_keys,
+            idle_sweep_every: self.idle_sweep_every,
+            full_sweep_gap: self.full_sweep_gap,
+        }
+    }
+
+    /// The most keys tracked over all limits (at least 1).
+    #[must_use]
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys.max(1);
+        self
+    }
+
+    /// How often idle keys are swept out while the store is not full
+    /// (default 60 s).
+    #[must_use]
+    pub fn idle_sweep_every(mut self, every: Duration) -> Self {
+        self.idle_sweep_every = every;
+        self
+    }
+
+    /// The least time between two sweeps forced by a full store (default 1 s).
+    #[must_use]
+    pub fn full_sweep_gap(mut self, gap: Duration) -> Self {
+        self.full_sweep_gap = gap;
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> MemoryStore<C> {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        MemoryStore {
+            inner: Arc::new(Inner {
+                clock: self.clock,
+                budget: Arc::new(Budget::new(
+                    self.max_keys,
+                    nanos(self.idle_sweep_every),
+                    nanos(self.full_sweep_gap),
+                )),
+            }),
+        }
+    }
+}
+
+impl<C: Clock> MemoryStore<C> {
+    /// Keys tracked now, over all limits.
+    pub fn len(&self) -> usize {
+        self.inner.budget.len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every idle key now; answers how many. Never needed for
+    /// correctness or bounds: the store sweeps by itself.
+    pub fn sweep(&self) -> usize {
+        self.inner.budget.sweep(self.inner.clock.now())
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &C {
+        &self.inner.clock
+    }
+
+    fn run(&self, charges: &[Charge<'_, MemoryHandle>], take: bool) -> Result<Verdict, StoreError> {
+        let now = self.inner.clock.now();
+        let mut permits = Permits::none();
+        if take && charges.len() == 1 {
+            let c = &charges[0];
+            let outcome = c.handle.table.acquire(c.key, now, c.cost, &mut permits)?;
+            return Ok(Verdict {
+                decision: Decision::from_outcome(0, outcome),
+                permits,
+            });
+        }
+        // Phase one: look without charging. A request any limit refuses is
+        // refused here, and no limit is charged for it.
+        let mut decision: Option<Decision> = None;
+        for (i, c) in charges.iter().enumerate() {
+            let outcome = c.handle.table.peek(c.key, now, c.cost);
+            decision = Some(merge(decision, i, outcome));
+        }
+        let Some(looked) = decision else {
+            return Ok(Verdict {
+                decision: Decision::unlimited(),
+                permits,
+            });
+        };
+        if !take || !looked.is_allowed() {
+            return Ok(Verdict {
+                decision: looked,
+                permits,
+            });
+        }
+        // Phase two: charge each. A concurrent request may have taken the
+        // room in between; then the charges already taken are given back.
+        let mut decision: Option<Decision> = None;
+        for (i, c) in charges.iter().enumerate() {
+            let outcome = match c.handle.table.acquire(c.key, now, c.cost, &mut permits) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    undo(&charges[..i], now);
+                    return Err(e);
+                }
+            };
+            if !outcome.allowed {
+                undo(&charges[..i], now);
+                return Ok(Verdict {
+                    decision: Decision::from_outcome(i, outcome),
+                    permits: Permits::none(),
+                });
+            }
+            decision = Some(merge(decision, i, outcome));
+        }
+        Ok(Verdict {
+            decision: decision.unwrap_or_else(Decision::unlimited),
+            permits,
+        })
+    }
+}
+
+fn merge(decision: Option<Decision>, i: usize, outcome: crate::algorithm::Outcome) -> Decision {
+    match decision {
+        None => Decision::from_outcome(i, outcome),
+        Some(d) => d.merge(i, outcome),
+    }
+}
+
+fn undo(charges: &[Charge<'_, MemoryHandle>], now: Nanos) {
+    for c in charges.iter().rev() {
+        c.handle.table.undo(c.key, now, c.cost);
+    }
+}
+
+impl<C: Clock> Store for MemoryStore<C> {
+    type Handle = MemoryHandle;
+    type Future = Never;
+
+    fn bind(&self, limit: &Limit) -> MemoryHandle {
+        let table = Arc::new(Table::new(limit, Arc::clone(&self.inner.budget)));
+        self.inner.budget.register(Arc::downgrade(&table));
+        MemoryHandle { table }
+    }
+
+    #[inline]
+    fn check(&self, charges: &[Charge<'_, MemoryHandle>]) -> Checked<Never> {
+        Checked::Ready(self.run(charges, true))
+    }
+
+    fn peek(&self, charges: &[Charge<'_, MemoryHandle>]) -> Checked<Never> {
+        Checked::Ready(self.run(charges, false))
+    }
+}

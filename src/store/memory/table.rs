@@ -1,0 +1,245 @@
+//! One limit's counters: a keyed table per algorithm.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use super::budget::Budget;
+use crate::algorithm::AlgorithmKind;
+use crate::algorithm::{
+    Algorithm, Concurrency, FixedWindow, Gcra, Outcome, SlidingLog, SlidingWindow,
+};
+use crate::clock::Nanos;
+use crate::error::StoreError;
+use crate::key::{Key, KeyRepr};
+use crate::limit::{Limit, LimitKind};
+use crate::store::{Permit, Permits};
+
+type Hasher = foldhash::fast::RandomState;
+
+/// IP keys and byte keys live in separate maps, so an API key can never
+/// collide with an address, and IP lookups never touch the heap.
+pub(crate) struct Keyed<A: Algorithm> {
+    algorithm: A,
+    ips: DashMap<u128, A::State, Hasher>,
+    bytes: DashMap<Box<[u8]>, A::State, Hasher>,
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+impl<A: Algorithm> Keyed<A> {
+    fn new(algorithm: A) -> Self {
+        Self {
+            algorithm,
+            ips: DashMap::with_hasher(Hasher::default()),
+            bytes: DashMap::with_hasher(Hasher::default()),
+        }
+    }
+
+    /// Runs `f` on the key's state, inserting a fresh state for a new key
+    /// (which takes one unit of the store's key budget).
+    #[inline]
+    fn with_state<R>(
+        &self,
+        key: &Key<'_>,
+        budget: &Budget,
+        now: Nanos,
+        f: impl FnOnce(&A, &A::State) -> R,
+    ) -> Result<R, StoreError> {
+        match key.repr() {
+            KeyRepr::Ip(ip) => {
+                let bits = ip_bits(*ip);
+                // Look up first: a known key takes only a shard read lock.
+                if let Some(state) = self.ips.get(&bits) {
+                    return Ok(f(&self.algorithm, &state));
+                }
+                budget.reserve(now)?;
+                match self.ips.entry(bits) {
+                    Entry::Occupied(e) => {
+                        budget.release(1);
+                        Ok(f(&self.algorithm, e.get()))
+                    }
+                    Entry::Vacant(e) => {
+                        let state = e.insert(self.algorithm.new_state());
+                        Ok(f(&self.algorithm, &state))
+                    }
+                }
+            }
+            KeyRepr::Bytes(bytes) => {
+                if let Some(state) = self.bytes.get(bytes.as_ref()) {
+                    return Ok(f(&self.algorithm, &state));
+                }
+                budget.reserve(now)?;
+                match self.bytes.entry(Box::from(bytes.as_ref())) {
+                    Entry::Occupied(e) => {
+                        budget.release(1);
+                        Ok(f(&self.algorithm, e.get()))
+                    }
+                    Entry::Vacant(e) => {
+                        let state = e.insert(self.algorithm.new_state());
+                        Ok(f(&self.algorithm, &state))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers what `acquire` would for the key, without inserting it.
+    fn peek(&self, key: &Key<'_>, now: Nanos, cost: u64) -> Outcome {
+        let a = &self.algorithm;
+        let known = match key.repr() {
+            KeyRepr::Ip(ip) => self.ips.get(&ip_bits(*ip)).map(|s| a.peek(&s, now, cost)),
+            KeyRepr::Bytes(bytes) => self
+                .bytes
+                .get(bytes.as_ref())
+                .map(|s| a.peek(&s, now, cost)),
+        };
+        known.unwrap_or_else(|| a.peek(&a.new_state(), now, cost))
+    }
+
+    fn acquire(
+        &self,
+        key: &Key<'_>,
+        budget: &Budget,
+        now: Nanos,
+        cost: u64,
+    ) -> Result<Outcome, StoreError> {
+        self.with_state(key, budget, now, |a, s| a.acquire(s, now, cost))
+    }
+
+    fn refund(&self, key: &Key<'_>, charged_at: Nanos, cost: u64) {
+        let refund = |a: &A, s: &A::State| a.refund(s, charged_at, cost);
+        match key.repr() {
+            KeyRepr::Ip(ip) => {
+                if let Some(s) = self.ips.get(&ip_bits(*ip)) {
+                    refund(&self.algorithm, &s);
+                }
+            }
+            KeyRepr::Bytes(bytes) => {
+                if let Some(s) = self.bytes.get(bytes.as_ref()) {
+                    refund(&self.algorithm, &s);
+                }
+            }
+        }
+    }
+
+    /// Forgets keys whose state is back to full; answers how many.
+    fn sweep(&self, now: Nanos) -> usize {
+        let before = self.ips.len() + self.bytes.len();
+        self.ips.retain(|_, s| !self.algorithm.is_idle(s, now));
+        self.bytes.retain(|_, s| !self.algorithm.is_idle(s, now));
+        before.saturating_sub(self.ips.len() + self.bytes.len())
+    }
+
+    fn len(&self) -> usize {
+        self.ips.len() + self.bytes.len()
+    }
+}
+
+/// The counters of one bound limit, and the budget their keys count against.
+pub(crate) struct Table {
+    counters: Counters,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        self.budget.release(self.len());
+    }
+}
+
+enum Counters {
+    Gcra(Keyed<Gcra>),
+    FixedWindow(Keyed<FixedWindow>),
+    SlidingWindow(Keyed<SlidingWindow>),
+    SlidingLog(Keyed<SlidingLog>),
+    Concurrency(Keyed<Concurrency>),
+}
+
+macro_rules! each {
+    ($table:expr, $keyed:ident => $body:expr) => {
+        match $table {
+            Counters::Gcra($keyed) => $body,
+            Counters::FixedWindow($keyed) => $body,
+            Counters::SlidingWindow($keyed) => $body,
+            Counters::SlidingLog($keyed) => $body,
+            Counters::Concurrency($keyed) => $body,
+        }
+    };
+}
+
+impl Table {
+    pub(crate) fn new(limit: &Limit, budget: Arc<Budget>) -> Self {
+        let quota = limit.quota();
+        let counters = match limit.kind() {
+            LimitKind::Rate(AlgorithmKind::FixedWindow) => {
+                Counters::FixedWindow(Keyed::new(FixedWindow::new(quota)))
+            }
+            LimitKind::Rate(AlgorithmKind::SlidingWindow) => {
+                Counters::SlidingWindow(Keyed::new(SlidingWindow::new(quota)))
+            }
+            LimitKind::Rate(AlgorithmKind::SlidingLog) => {
+                Counters::SlidingLog(Keyed::new(SlidingLog::new(quota)))
+            }
+            LimitKind::Rate(_) => Counters::Gcra(Keyed::new(Gcra::new(quota))),
+            LimitKind::Concurrency => Counters::Concurrency(Keyed::new(Concurrency::new(quota))),
+        };
+        Self { counters, budget }
+    }
+
+    /// Charges the key; a concurrency limit adds its permit to `permits`.
+    #[inline]
+    pub(crate) fn acquire(
+        &self,
+        key: &Key<'_>,
+        now: Nanos,
+        cost: u64,
+        permits: &mut Permits,
+    ) -> Result<Outcome, StoreError> {
+        let budget = &*self.budget;
+        match &self.counters {
+            Counters::Concurrency(keyed) => keyed.with_state(key, budget, now, |a, s| {
+                let outcome = a.acquire(s, now, cost);
+                if outcome.allowed {
+                    permits.push(Permit::memory(*a, Arc::clone(s), cost));
+                }
+                outcome
+            }),
+            Counters::Gcra(keyed) => keyed.acquire(key, budget, now, cost),
+            Counters::FixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
+            Counters::SlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
+            Counters::SlidingLog(keyed) => keyed.acquire(key, budget, now, cost),
+        }
+    }
+
+    pub(crate) fn peek(&self, key: &Key<'_>, now: Nanos, cost: u64) -> Outcome {
+        each!(&self.counters, keyed => keyed.peek(key, now, cost))
+    }
+
+    /// Undoes a charge of a rolled-back check. Concurrency charges are undone
+    /// by dropping their permits instead.
+    pub(crate) fn undo(&self, key: &Key<'_>, charged_at: Nanos, cost: u64) {
+        match &self.counters {
+            Counters::Concurrency(_) => {}
+            Counters::Gcra(keyed) => keyed.refund(key, charged_at, cost),
+            Counters::FixedWindow(keyed) => keyed.refund(key, charged_at, cost),
+            Counters::SlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
+            Counters::SlidingLog(keyed) => keyed.refund(key, charged_at, cost),
+        }
+    }
+
+    pub(crate) fn sweep(&self, now: Nanos) -> usize {
+        each!(&self.counters, keyed => keyed.sweep(now))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        each!(&self.counters, keyed => keyed.len())
+    }
+}
