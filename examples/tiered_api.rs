@@ -1,1 +1,174 @@
-fn main() {}
+//! A tiered SaaS API on axum, rate-limited by tollgate.
+//!
+//! Requests carry `X-Api-Key`: `basic-demo-key`, `premium-demo-key` and
+//! `admin-demo-key` map to the tiers basic, premium and admin. No key means
+//! anonymous, limited per client IP; an unknown key gets 401 and is not
+//! counted. Every client IP, whatever its tier, is also held to 20/second
+//! with a burst of 40.
+//!
+//! ```text
+//! cargo run --example tiered_api --features serde
+//! curl -i localhost:3000/api/hello
+//! curl -i -H 'x-api-key: premium-demo-key' localhost:3000/api/hello
+//! ```
+//!
+//! Flags: `--addr HOST:PORT` (default 127.0.0.1:3000), `--config FILE`
+//! (plans in TOML replacing the built-in ones; see `tiered_api.toml`),
+//! `--trust-proxy CIDR` (repeatable; forwarded headers are believed only
+//! from these peers).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tollgate::config::PlansConfig;
+use tollgate::key::{ApiKeyOrIp, ClientIp, TrustedProxies};
+use tollgate::{Plans, RateLimitLayer};
+
+/// The built-in plans of the example.
+pub const DEFAULT_CONFIG: &str = include_str!("tiered_api.toml");
+
+/// Maps a demo API key to its tier; any other key is unknown.
+pub fn resolve_tier(key: &str) -> Option<&'static str> {
+    match key {
+        "basic-demo-key" => Some("basic"),
+        "premium-demo-key" => Some("premium"),
+        "admin-demo-key" => Some("admin"),
+        _ => None,
+    }
+}
+
+/// The example's configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The ceiling per client IP, whatever the tier.
+    pub per_ip: String,
+    /// The tiers.
+    pub plans: PlansConfig,
+}
+
+/// The plans in force: the tiers, and the per-IP ceiling.
+pub struct Limits {
+    /// The tiers and their limits.
+    pub tiers: Plans,
+    /// The ceiling per client IP.
+    pub per_ip: Plans,
+}
+
+impl Limits {
+    /// Parses a configuration in the `tiered_api.toml` format.
+    pub fn from_toml(text: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let config: Config = toml::from_str(text)?;
+        Ok(Self {
+            tiers: config.plans.build()?,
+            per_ip: Plans::single("per-ip", &config.per_ip)?,
+        })
+    }
+}
+
+/// Command-line options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// A plan file replacing the built-in plans.
+    pub config: Option<PathBuf>,
+    /// CIDRs of proxies whose forwarded headers are believed.
+    pub trust_proxy: Vec<String>,
+}
+
+/// Parses `--addr`, `--config` and `--trust-proxy` (repeatable).
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        config: None,
+        trust_proxy: Vec::new(),
+    };
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => {
+                let v = value()?;
+                options.addr = v.parse().map_err(|e| format!("--addr {v}: {e}"))?;
+            }
+            "--config" => options.config = Some(PathBuf::from(value()?)),
+            "--trust-proxy" => options.trust_proxy.push(value()?),
+            "-h" | "--help" => {
+                return Err("usage: tiered_api [--addr HOST:PORT] [--config FILE] [--trust-proxy CIDR]...".into())
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(options)
+}
+
+/// The API's router with its limits.
+pub fn app(limits: Limits, trusted: TrustedProxies) -> Router {
+    let client_ip = ClientIp::new().trust(trusted);
+    let layer = RateLimitLayer::new(limits.tiers)
+        .key(
+            ApiKeyOrIp::new(resolve_tier)
+                .client_ip(client_ip.clone())
+                .anonymous_tier("anonymous"),
+        )
+        .also(limits.per_ip, client_ip)
+        .headers_on_allowed(true);
+    Router::new()
+        .route("/api/hello", get(hello))
+        .layer(layer)
+        // Added after the layer: never limited.
+        .route("/health", get(|| async { "ok" }))
+}
+
+async fn hello(headers: HeaderMap) -> Json<serde_json::Value> {
+    let tier = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .and_then(resolve_tier)
+        .unwrap_or("anonymous");
+    Json(serde_json::json!({ "message": "hello", "tier": tier }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let text = match &options.config {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        None => DEFAULT_CONFIG.to_owned(),
+    };
+    let limits = Limits::from_toml(&text)?;
+    let trusted = TrustedProxies::new(&options.trust_proxy)?;
+    println!("plans in force:\n{}", limits.tiers);
+    println!("per client IP: {}", limits.per_ip.default_tier().limits()[0]);
+    if trusted.is_empty() {
+        println!("forwarded headers: ignored (no --trust-proxy)");
+    } else {
+        println!("forwarded headers: trusted from {:?}", options.trust_proxy);
+    }
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app(limits, trusted).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}

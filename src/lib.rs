@@ -4,6 +4,9 @@
 pub mod algorithm;
 pub mod body;
 pub mod clock;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 pub mod decision;
 pub mod error;
 pub mod future;

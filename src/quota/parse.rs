@@ -170,6 +170,32 @@ impl<'a> Lexer<'a> {
     fn is_word(&self, token: Token, word: &str) -> bool {
         token.kind == TokenKind::Word && self.text(token).eq_ignore_ascii_case(word)
     }
+
+    /// Reads a number token's value.
+    fn number(&self, token: Token) -> Result<u64, Located> {
+        if token.kind != TokenKind::Number {
+            let found = self.text(token).to_owned();
+            return Err((token.span(), Kind::ExpectedNumber { found }));
+        }
+        number_value(self.text(token)).ok_or((token.span(), Kind::NumberTooLarge))
+    }
+
+    fn unexpected(&self, token: Token, expected: &'static str) -> Located {
+        let found = self.text(token).to_owned();
+        (token.span(), Kind::UnexpectedToken { found, expected })
+    }
+
+    fn unexpected_end(&self, expected: &'static str) -> Located {
+        let found = String::new();
+        (self.missing(), Kind::UnexpectedToken { found, expected })
+    }
+
+    fn expect_end(&mut self) -> Result<(), Located> {
+        match self.next_token() {
+            None => Ok(()),
+            Some(token) => Err(self.unexpected(token, EXPECTED_END)),
+        }
+    }
 }
 
 /// Reads the decimal value of a number token, `None` if it overflows `u64`.
@@ -181,92 +207,42 @@ fn number_value(text: &str) -> Option<u64> {
     })
 }
 
+/// A parse error before it is tied to its input: the span and the kind.
+type Located = (Range<usize>, Kind);
+
 /// Parses the segment `range` of `input` (index `segment`) as one quota.
 fn parse_segment(
     input: &str,
     segment: usize,
     range: Range<usize>,
 ) -> Result<Quota, QuotaParseError> {
-    let error = |span: Range<usize>, kind: Kind| QuotaParseError::new(input, segment, span, kind);
     let mut lexer = Lexer::new(input, range.clone());
+    quota(&mut lexer, range)
+        .map_err(|(span, kind)| QuotaParseError::new(input, segment, span, kind))
+}
 
+/// `<count> concurrent` or `<count> (/|per) <period> [burst <n>]`.
+fn quota(lexer: &mut Lexer<'_>, range: Range<usize>) -> Result<Quota, Located> {
     let Some(count_token) = lexer.next_token() else {
-        return Err(error(range, Kind::Empty));
+        return Err((range, Kind::Empty));
     };
-    let count = number(&lexer, count_token).map_err(|kind| error(count_token.span(), kind))?;
+    let count = lexer.number(count_token)?;
 
     let Some(separator) = lexer.next_token() else {
-        return Err(error(
-            lexer.missing(),
-            Kind::UnexpectedToken {
-                found: String::new(),
-                expected: EXPECTED_AFTER_COUNT,
-            },
-        ));
+        return Err(lexer.unexpected_end(EXPECTED_AFTER_COUNT));
     };
     if lexer.is_word(separator, "concurrent") {
-        let quota = Quota::concurrent(count)
-            .map_err(|value| error(count_token.span(), Kind::Value(value)))?;
-        return expect_end(&mut lexer, EXPECTED_END)
-            .map(|()| quota)
-            .map_err(|(span, kind)| error(span, kind));
+        let quota =
+            Quota::concurrent(count).map_err(|value| (count_token.span(), Kind::Value(value)))?;
+        lexer.expect_end()?;
+        return Ok(quota);
     }
     if separator.kind != TokenKind::Slash && !lexer.is_word(separator, "per") {
-        return Err(error(
-            separator.span(),
-            unexpected(&lexer, separator, EXPECTED_AFTER_COUNT),
-        ));
+        return Err(lexer.unexpected(separator, EXPECTED_AFTER_COUNT));
     }
 
-    // Period: `[<n>] <unit>`.
-    let Some(mut unit_token) = lexer.next_token() else {
-        return Err(error(lexer.missing(), Kind::MissingUnit));
-    };
-    let mut multiplier = 1;
-    let mut multiplier_span = None;
-    let period_start = unit_token.start;
-    match unit_token.kind {
-        TokenKind::Number => {
-            let n_token = unit_token;
-            multiplier = number(&lexer, n_token).map_err(|kind| error(n_token.span(), kind))?;
-            multiplier_span = Some(n_token.span());
-            unit_token = match lexer.next_token() {
-                Some(token) if token.kind == TokenKind::Word => token,
-                Some(token) => {
-                    return Err(error(
-                        token.span(),
-                        unexpected(&lexer, token, EXPECTED_UNIT),
-                    ))
-                }
-                None => return Err(error(lexer.missing(), Kind::MissingUnit)),
-            };
-        }
-        TokenKind::Word => {}
-        TokenKind::Slash | TokenKind::Other => {
-            return Err(error(
-                unit_token.span(),
-                unexpected(&lexer, unit_token, EXPECTED_AFTER_SEPARATOR),
-            ))
-        }
-    }
-    let Some(unit) = Unit::from_word(lexer.text(unit_token)) else {
-        return Err(error(
-            unit_token.span(),
-            Kind::UnknownUnit {
-                unit: lexer.text(unit_token).to_owned(),
-            },
-        ));
-    };
-    let period_span = period_start..unit_token.end;
-    let period_millis = u128::from(multiplier) * u128::from(unit.millis());
-    let Ok(period_millis) = u64::try_from(period_millis) else {
-        // Only a multiplier can push a period past `u64` milliseconds.
-        return Err(error(
-            multiplier_span.unwrap_or(period_span),
-            Kind::NumberTooLarge,
-        ));
-    };
-    let quota = Quota::new(count, Duration::from_millis(period_millis)).map_err(|value| {
+    let (period, period_span) = period(lexer)?;
+    let quota = Quota::new(count, period).map_err(|value| {
         let span = match value {
             QuotaError::CountZero | QuotaError::CountTooLarge { .. } => count_token.span(),
             QuotaError::PeriodTooShort { .. }
@@ -274,56 +250,54 @@ fn parse_segment(
             | QuotaError::PeriodNotWholeMilliseconds { .. } => period_span.clone(),
             _ => count_token.start..period_span.end,
         };
-        error(span, Kind::Value(value))
+        (span, Kind::Value(value))
     })?;
 
     // Optional `burst <n>`.
-    let Some(burst_keyword) = lexer.next_token() else {
+    let Some(keyword) = lexer.next_token() else {
         return Ok(quota);
     };
-    if !lexer.is_word(burst_keyword, "burst") {
-        return Err(error(
-            burst_keyword.span(),
-            unexpected(&lexer, burst_keyword, EXPECTED_AFTER_RATE),
-        ));
+    if !lexer.is_word(keyword, "burst") {
+        return Err(lexer.unexpected(keyword, EXPECTED_AFTER_RATE));
     }
     let Some(burst_token) = lexer.next_token() else {
-        return Err(error(
-            lexer.missing(),
-            Kind::ExpectedNumber {
-                found: String::new(),
-            },
-        ));
+        let found = String::new();
+        return Err((lexer.missing(), Kind::ExpectedNumber { found }));
     };
-    let burst = number(&lexer, burst_token).map_err(|kind| error(burst_token.span(), kind))?;
+    let burst = lexer.number(burst_token)?;
     let quota = quota
         .with_burst(burst)
-        .map_err(|value| error(burst_token.span(), Kind::Value(value)))?;
-    expect_end(&mut lexer, EXPECTED_END)
-        .map(|()| quota)
-        .map_err(|(span, kind)| error(span, kind))
+        .map_err(|value| (burst_token.span(), Kind::Value(value)))?;
+    lexer.expect_end()?;
+    Ok(quota)
 }
 
-/// Reads a number token's value.
-fn number(lexer: &Lexer<'_>, token: Token) -> Result<u64, Kind> {
-    if token.kind != TokenKind::Number {
-        return Err(Kind::ExpectedNumber {
-            found: lexer.text(token).to_owned(),
-        });
-    }
-    number_value(lexer.text(token)).ok_or(Kind::NumberTooLarge)
-}
-
-fn unexpected(lexer: &Lexer<'_>, token: Token, expected: &'static str) -> Kind {
-    Kind::UnexpectedToken {
-        found: lexer.text(token).to_owned(),
-        expected,
-    }
-}
-
-fn expect_end(lexer: &mut Lexer<'_>, expected: &'static str) -> Result<(), (Range<usize>, Kind)> {
-    match lexer.next_token() {
-        None => Ok(()),
-        Some(token) => Err((token.span(), unexpected(lexer, token, expected))),
-    }
+/// `[<n>] <unit>`: the period and its span.
+fn period(lexer: &mut Lexer<'_>) -> Result<(Duration, Range<usize>), Located> {
+    let Some(first) = lexer.next_token() else {
+        return Err((lexer.missing(), Kind::MissingUnit));
+    };
+    let (multiplier, unit_token) = match first.kind {
+        TokenKind::Number => {
+            let multiplier = lexer.number(first)?;
+            match lexer.next_token() {
+                Some(token) if token.kind == TokenKind::Word => (Some(multiplier), token),
+                Some(token) => return Err(lexer.unexpected(token, EXPECTED_UNIT)),
+                None => return Err((lexer.missing(), Kind::MissingUnit)),
+            }
+        }
+        TokenKind::Word => (None, first),
+        TokenKind::Slash | TokenKind::Other => {
+            return Err(lexer.unexpected(first, EXPECTED_AFTER_SEPARATOR))
+        }
+    };
+    let word = lexer.text(unit_token);
+    let Some(unit) = Unit::from_word(word) else {
+        let unit = word.to_owned();
+        return Err((unit_token.span(), Kind::UnknownUnit { unit }));
+    };
+    let millis = u128::from(multiplier.unwrap_or(1)) * u128::from(unit.millis());
+    // Only a multiplier can push a period past `u64` milliseconds.
+    let millis = u64::try_from(millis).map_err(|_| (first.span(), Kind::NumberTooLarge))?;
+    Ok((Duration::from_millis(millis), first.start..unit_token.end))
 }

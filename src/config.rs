@@ -1,0 +1,143 @@
+//! Plans from configuration files (feature `serde`).
+//!
+//! The schema, in TOML:
+//!
+//! ```toml
+//! default = "anonymous"        # optional: the first tier otherwise
+//! algorithm = "gcra"           # optional: gcra (default), fixed-window,
+//!                              # sliding-window or sliding-log
+//!
+//! [[tier]]
+//! name = "anonymous"
+//! limits = "3/minute"
+//!
+//! [[tier]]
+//! name = "basic"
+//! limits = "10/minute; 1000/day"
+//! algorithm = "sliding-window" # optional, for this tier only
+//! ```
+//!
+//! ```
+//! let plans = tollgate::Plans::from_toml(r#"
+//!     [[tier]]
+//!     name = "free"
+//!     limits = "5/minute"
+//! "#)?;
+//! assert_eq!(plans.default_tier().name(), "free");
+//! # Ok::<(), tollgate::ConfigError>(())
+//! ```
+//!
+//! Unknown fields are refused, so a misspelt key is an error rather than a
+//! silently ignored setting. [`PlansConfig`] can be embedded in a larger
+//! configuration of your own.
+
+use serde::Deserialize;
+
+use crate::algorithm::AlgorithmKind;
+use crate::error::ConfigError;
+use crate::plan::Plans;
+
+/// A plan set as written in a configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlansConfig {
+    /// The default tier's name; the first tier when absent.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// The algorithm for every tier that names none.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// The tiers, in order.
+    #[serde(rename = "tier")]
+    pub tiers: Vec<TierConfig>,
+}
+
+/// One tier as written in a configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// The tier's name.
+    pub name: String,
+    /// Its quotas, such as `"10/minute; 1000/day"`.
+    pub limits: String,
+    /// The algorithm for this tier's quotas.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+}
+
+fn algorithm(name: &str) -> Result<AlgorithmKind, ConfigError> {
+    name.parse()
+        .map_err(|e: crate::algorithm::UnknownAlgorithm| ConfigError::File(e.to_string()))
+}
+
+impl PlansConfig {
+    /// Checks and builds the plan set.
+    pub fn build(&self) -> Result<Plans, ConfigError> {
+        let mut builder = Plans::builder();
+        if let Some(name) = &self.algorithm {
+            builder = builder.algorithm(algorithm(name)?);
+        }
+        for tier in &self.tiers {
+            builder = match &tier.algorithm {
+                Some(name) => builder.tier_with(&tier.name, &tier.limits, algorithm(name)?),
+                None => builder.tier(&tier.name, &tier.limits),
+            };
+        }
+        if let Some(default) = &self.default {
+            builder = builder.default_tier(default);
+        }
+        builder.build()
+    }
+}
+
+impl TryFrom<PlansConfig> for Plans {
+    type Error = ConfigError;
+
+    fn try_from(config: PlansConfig) -> Result<Plans, ConfigError> {
+        config.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_tiers_in_order_with_algorithms() {
+        let plans = Plans::from_toml(
+            r#"
+            default = "anonymous"
+            algorithm = "fixed-window"
+            [[tier]]
+            name = "basic"
+            limits = "10/minute; 1000/day"
+            [[tier]]
+            name = "anonymous"
+            limits = "3/minute"
+            algorithm = "sliding-log"
+            "#,
+        )
+        .expect("plans");
+        assert_eq!(plans.default_tier().name(), "anonymous");
+        assert_eq!(plans.tiers()[0].name(), "basic");
+        assert_eq!(
+            plans.tier("basic").limits()[0].algorithm(),
+            AlgorithmKind::FixedWindow
+        );
+        assert_eq!(
+            plans.tier("anonymous").limits()[0].algorithm(),
+            AlgorithmKind::SlidingLog
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_fields_bad_algorithms_and_bad_quotas() {
+        let typo = Plans::from_toml("[[tier]]\nname = \"a\"\nlimit = \"1/s\"\n");
+        assert!(matches!(typo, Err(ConfigError::File(m)) if m.contains("limit")));
+        let algo = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/s\"\nalgorithm = \"leaky\"\n");
+        assert!(matches!(algo, Err(ConfigError::File(m)) if m.contains("leaky")));
+        let quota = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/fortnight\"\n");
+        assert!(matches!(quota, Err(ConfigError::Quota { .. })));
+        assert!(matches!(Plans::from_toml("not toml ["), Err(ConfigError::File(_))));
+    }
+}
