@@ -99,7 +99,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
             "--config" => options.config = Some(PathBuf::from(value()?)),
             "--trust-proxy" => options.trust_proxy.push(value()?),
             "-h" | "--help" => {
-                return Err("usage: tiered_api [--addr HOST:PORT] [--config FILE] [--trust-proxy CIDR]...".into())
+                return Err(
+                    "usage: tiered_api [--addr HOST:PORT] [--config FILE] [--trust-proxy CIDR]..."
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -138,8 +141,7 @@ async fn hello(headers: HeaderMap) -> Json<serde_json::Value> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let options = match parse_args(std::env::args().skip(1)) {
@@ -157,7 +159,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limits = Limits::from_toml(&text)?;
     let trusted = TrustedProxies::new(&options.trust_proxy)?;
     println!("plans in force:\n{}", limits.tiers);
-    println!("per client IP: {}", limits.per_ip.default_tier().limits()[0]);
+    println!(
+        "per client IP: {}",
+        limits.per_ip.default_tier().limits()[0]
+    );
     if trusted.is_empty() {
         println!("forwarded headers: ignored (no --trust-proxy)");
     } else {

@@ -134,10 +134,14 @@ mod tests {
     fn refuses_unknown_fields_bad_algorithms_and_bad_quotas() {
         let typo = Plans::from_toml("[[tier]]\nname = \"a\"\nlimit = \"1/s\"\n");
         assert!(matches!(typo, Err(ConfigError::File(m)) if m.contains("limit")));
-        let algo = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/s\"\nalgorithm = \"leaky\"\n");
+        let algo =
+            Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/s\"\nalgorithm = \"leaky\"\n");
         assert!(matches!(algo, Err(ConfigError::File(m)) if m.contains("leaky")));
         let quota = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/fortnight\"\n");
         assert!(matches!(quota, Err(ConfigError::Quota { .. })));
-        assert!(matches!(Plans::from_toml("not toml ["), Err(ConfigError::File(_))));
+        assert!(matches!(
+            Plans::from_toml("not toml ["),
+            Err(ConfigError::File(_))
+        ));
     }
 }

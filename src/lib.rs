@@ -1,4 +1,43 @@
-//! tollgate: tower middleware for rate limiting and admission control.
+//! Tower middleware for rate limiting and admission control.
+//!
+//! Add one [`RateLimitLayer`] to an axum, hyper or tonic service and every
+//! request is checked against the limits of its tier before the service
+//! sees it. A request over a limit is answered `429 Too Many Requests` with
+//! `Retry-After`, the IETF `RateLimit-Policy` and `RateLimit` fields and a
+//! problem+json body; it never reaches the inner service.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Layer, Service, ServiceExt};
+//! use tollgate::key::{HeaderKey, PeerAddr};
+//! use tollgate::{Plans, RateLimitLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plans = Plans::builder().tier("free", "2/minute").build()?;
+//! let layer = RateLimitLayer::new(plans).key(HeaderKey::new("x-api-key"));
+//! let mut service = layer.layer(tower::service_fn(|_req: Request<()>| async {
+//!     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+//! }));
+//!
+//! let request = || Request::builder().header("x-api-key", "k1").body(()).unwrap();
+//! for expected in [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
+//!     let response = service.ready().await?.call(request()).await?;
+//!     assert_eq!(response.status(), expected);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The pieces:
+//! - [`quota`]: `"10/second burst 20"`, `"100/minute; 1000/day"`, `"2 concurrent"`.
+//! - [`algorithm`]: GCRA, fixed window, sliding window counter, sliding log, concurrency.
+//! - [`plan`]: tiers and their limits ([`Plans`]).
+//! - [`key`]: who a request is counted against (peer IP, trusted forwarded
+//!   headers, API key, bearer token, route, closure) and its tier.
+//! - [`store`]: where counters live; the in-memory store is lock-free,
+//!   bounded and evicts idle keys by itself.
+//! - [`response`]: the answers and how to replace them.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod algorithm;
