@@ -42,9 +42,10 @@ impl FixedWindow {
         // A concurrent caller that read a later clock may already have moved
         // the state to the next window: count this request there too rather
         // than overwrite it.
-        let ahead = stored.wrapping_sub(window);
-        if ahead != 0 && ahead < u32::MAX / 2 {
-            index += u64::from(ahead);
+        // Only the very next window can be seen that way; any other stored
+        // window is an older one (the number wraps after 2^32 windows).
+        if stored == window.wrapping_add(1) && (word & 0xFFFF_FFFF) != 0 {
+            index += 1;
             window = stored;
         }
         let used = if stored == window {

@@ -30,6 +30,7 @@ mod or;
 mod peer_ip;
 mod request;
 mod route;
+mod tiered;
 
 pub use api_key_or_ip::ApiKeyOrIp;
 pub use bearer::BearerToken;
@@ -43,6 +44,7 @@ pub use or::Or;
 pub use peer_ip::{PeerAddr, PeerIp};
 pub use request::RequestInfo;
 pub use route::RouteAnd;
+pub use tiered::Tiered;
 
 /// Reads the key (and optionally the tier) of a request.
 ///
@@ -60,6 +62,18 @@ pub trait KeyExtractor: Send + Sync + 'static {
         Self: Sized,
     {
         Or::new(self, other)
+    }
+
+    /// Chooses the tier of each identity with `tier` (see [`Tiered`]).
+    fn tiered<F>(self, tier: F) -> Tiered<Self, F>
+    where
+        Self: Sized,
+        F: for<'r> Fn(&RequestInfo<'r>, &Key<'r>) -> Option<TierName<'static>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Tiered::new(self, tier)
     }
 }
 

@@ -130,12 +130,19 @@ impl<A: Algorithm> Keyed<A> {
         }
     }
 
-    /// Forgets keys whose state is back to full; answers how many.
+    /// Forgets keys whose state is back to full; answers how many. Each
+    /// removal is counted inside the shard lock that removes it, so
+    /// concurrent inserts and sweeps never skew the count.
     fn sweep(&self, now: Nanos) -> usize {
-        let before = self.ips.len() + self.bytes.len();
-        self.ips.retain(|_, s| !self.algorithm.is_idle(s, now));
-        self.bytes.retain(|_, s| !self.algorithm.is_idle(s, now));
-        before.saturating_sub(self.ips.len() + self.bytes.len())
+        let mut removed = 0;
+        let mut keep = |state: &A::State| {
+            let idle = self.algorithm.is_idle(state, now);
+            removed += usize::from(idle);
+            !idle
+        };
+        self.ips.retain(|_, s| keep(s));
+        self.bytes.retain(|_, s| keep(s));
+        removed
     }
 
     fn len(&self) -> usize {

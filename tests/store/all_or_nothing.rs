@@ -1,0 +1,198 @@
+//! Several charges per check: all are taken, or none.
+
+use tollgate::algorithm::AlgorithmKind;
+use tollgate::clock::ManualClock;
+use tollgate::store::{Charge, MemoryStore, Store};
+use tollgate::{Plans, StoreError};
+
+use crate::support::{
+    check, concurrent, decide, ip, key, peek, rate, room, store, Spec, ALL_SPECS, RATE_KINDS,
+};
+
+#[test]
+fn a_day_limit_refusal_leaves_the_minute_limit_uncharged() {
+    for kind in RATE_KINDS {
+        let clock = ManualClock::new();
+        let store = store(&clock);
+        let plans = Plans::builder()
+            .tier("basic", "10/minute; 3/day")
+            .algorithm(kind)
+            .build()
+            .expect("plans");
+        let limits = plans.tier("basic").limits();
+        let minute = store.bind(&limits[0]);
+        let day = store.bind(&limits[1]);
+        let api_key = key("ak_basic");
+        let charges = [
+            Charge::new(&minute, &api_key, 1),
+            Charge::new(&day, &api_key, 1),
+        ];
+
+        for left in (0..3).rev() {
+            let allowed = decide(&store, &charges);
+            assert!(allowed.is_allowed(), "{kind}");
+            // The tighter limit is the one reported.
+            assert_eq!((allowed.policy(), allowed.remaining()), (1, left), "{kind}");
+        }
+        for _ in 0..20 {
+            let denied = decide(&store, &charges);
+            assert!(!denied.is_allowed(), "{kind}");
+            assert_eq!((denied.policy(), denied.limit()), (1, 3), "{kind}");
+        }
+        // The minute limit was charged for the 3 admitted requests only.
+        assert_eq!(room(&store, &minute, &api_key, 10), 7, "{kind}");
+        assert!(peek(&store, &[Charge::new(&minute, &api_key, 7)]).is_allowed());
+        assert!(!peek(&store, &[Charge::new(&minute, &api_key, 8)]).is_allowed());
+        assert_eq!(room(&store, &day, &api_key, 3), 0, "{kind}");
+    }
+}
+
+#[test]
+fn an_ip_limit_refusal_leaves_the_api_key_limit_uncharged_and_vice_versa() {
+    for kind in RATE_KINDS {
+        let clock = ManualClock::new();
+        let store = store(&clock);
+        let per_key = store.bind(&rate("per-key", "5/minute", kind));
+        let per_ip = store.bind(&rate("per-ip", "8/minute", kind));
+        let (alice, bob) = (key("ak_alice"), key("ak_bob"));
+        let shared_ip = ip(192, 0, 2, 7);
+        let alice_req = [
+            Charge::new(&per_key, &alice, 1),
+            Charge::new(&per_ip, &shared_ip, 1),
+        ];
+        let bob_req = [
+            Charge::new(&per_key, &bob, 1),
+            Charge::new(&per_ip, &shared_ip, 1),
+        ];
+
+        for _ in 0..5 {
+            assert!(decide(&store, &alice_req).is_allowed(), "{kind}");
+        }
+        // Alice's key limit refuses: the IP is not charged for these.
+        for _ in 0..10 {
+            let denied = decide(&store, &alice_req);
+            assert!(!denied.is_allowed());
+            assert_eq!(denied.policy(), 0, "{kind}");
+        }
+        assert_eq!(room(&store, &per_ip, &shared_ip, 8), 3, "{kind}");
+
+        // Bob gets the IP's last 3, then the IP limit refuses him and his
+        // own key limit is not charged for the refusals.
+        for _ in 0..3 {
+            assert!(decide(&store, &bob_req).is_allowed(), "{kind}");
+        }
+        for _ in 0..10 {
+            let denied = decide(&store, &bob_req);
+            assert!(!denied.is_allowed());
+            assert_eq!(denied.policy(), 1, "{kind}");
+        }
+        assert_eq!(room(&store, &per_key, &bob, 5), 2, "{kind}");
+        assert_eq!(room(&store, &per_key, &alice, 5), 0, "{kind}");
+        assert_eq!(room(&store, &per_ip, &shared_ip, 8), 0, "{kind}");
+    }
+}
+
+/// The same limit and key twice in one check: each charge fits alone, the
+/// second does not fit after the first, so the first is rolled back.
+#[test]
+fn a_charge_taken_before_a_later_refusal_is_rolled_back() {
+    for spec in ALL_SPECS {
+        let clock = ManualClock::new();
+        let store = store(&clock);
+        let handle = store.bind(&spec.limit("twice", 3));
+        let k = key("client");
+        let twice = [Charge::new(&handle, &k, 1), Charge::new(&handle, &k, 1)];
+
+        let first = check(&store, &twice).expect("answered");
+        assert!(first.decision.is_allowed(), "{spec:?}");
+        let expected_permits = if spec == Spec::Concurrent { 2 } else { 0 };
+        assert_eq!(first.permits.len(), expected_permits, "{spec:?}");
+        assert_eq!(room(&store, &handle, &k, 3), 1, "{spec:?}");
+
+        // Phase one sees room for each charge alone; phase two takes the
+        // first, is refused the second, and gives the first back.
+        let second = check(&store, &twice).expect("answered");
+        assert!(!second.decision.is_allowed(), "{spec:?}");
+        assert_eq!(second.decision.policy(), 1, "{spec:?}");
+        assert!(second.permits.is_empty(), "{spec:?}");
+        drop(second);
+        assert_eq!(room(&store, &handle, &k, 3), 1, "{spec:?}");
+        drop(first);
+        let full = if spec == Spec::Concurrent { 3 } else { 1 };
+        assert_eq!(room(&store, &handle, &k, 3), full, "{spec:?}");
+    }
+}
+
+#[test]
+fn a_rate_refusal_takes_no_concurrency_permit() {
+    let clock = ManualClock::new();
+    let store = store(&clock);
+    let slots = store.bind(&concurrent("uploads", 2));
+    let rate = store.bind(&rate("upload-rate", "1/minute", AlgorithmKind::Gcra));
+    let k = key("uploader");
+    let charges = [Charge::new(&slots, &k, 1), Charge::new(&rate, &k, 1)];
+
+    let admitted = check(&store, &charges).expect("answered");
+    assert!(admitted.decision.is_allowed());
+    assert_eq!(admitted.permits.len(), 1);
+    for _ in 0..5 {
+        let refused = check(&store, &charges).expect("answered");
+        assert!(!refused.decision.is_allowed());
+        assert_eq!(refused.decision.policy(), 1);
+        assert!(refused.permits.is_empty());
+    }
+    assert_eq!(room(&store, &slots, &k, 2), 1);
+    drop(admitted);
+    assert_eq!(room(&store, &slots, &k, 2), 2);
+}
+
+/// A store error on a later charge rolls back the earlier ones too.
+#[test]
+fn a_full_store_on_the_second_key_leaves_the_first_uncharged() {
+    for spec in ALL_SPECS {
+        let clock = ManualClock::new();
+        let store = MemoryStore::builder()
+            .clock(clock.clone())
+            .max_keys(2)
+            .build();
+        let per_key = store.bind(&spec.limit("per-key", 5));
+        let per_ip = store.bind(&rate("per-ip", "100/minute", AlgorithmKind::Gcra));
+        let api = key("ak_1");
+        let (home, cafe) = (ip(198, 51, 100, 1), ip(203, 0, 113, 9));
+
+        let first = check(
+            &store,
+            &[
+                Charge::new(&per_key, &api, 1),
+                Charge::new(&per_ip, &home, 1),
+            ],
+        )
+        .expect("room for two keys");
+        assert!(first.decision.is_allowed());
+        assert_eq!(store.len(), 2);
+
+        let from_cafe = [
+            Charge::new(&per_key, &api, 1),
+            Charge::new(&per_ip, &cafe, 1),
+        ];
+        for _ in 0..3 {
+            match check(&store, &from_cafe) {
+                Err(StoreError::Full { max_keys }) => assert_eq!(max_keys, 2),
+                other => panic!("{spec:?}: expected Full, got {other:?}"),
+            }
+        }
+        assert_eq!(store.len(), 2);
+        assert_eq!(room(&store, &per_key, &api, 5), 4, "{spec:?}");
+        drop(first);
+    }
+}
+
+#[test]
+fn an_empty_check_is_unlimited_and_charges_nothing() {
+    let clock = ManualClock::new();
+    let store = store(&clock);
+    let verdict = check(&store, &[]).expect("answered");
+    assert!(verdict.decision.is_allowed());
+    assert_eq!(verdict.decision.policy(), usize::MAX);
+    assert!(store.is_empty());
+}

@@ -1,0 +1,115 @@
+//! GCRA against a token bucket with fractional tokens.
+
+use proptest::prelude::*;
+use tollgate::algorithm::{Algorithm, Gcra};
+use tollgate::clock::Nanos;
+use tollgate::quota::Quota;
+
+use crate::support::{ops, peek_live, rate_quota, run_model, start, Reference, S};
+
+/// A token bucket counted in nanoseconds of emission interval, so tokens are
+/// exact fractions: `level / interval` tokens. It starts full, gains one
+/// nanosecond of level per nanosecond up to `capacity = burst · interval`,
+/// and a request of cost `n` needs `n · interval` of level.
+///
+/// GCRA's "allowed iff `TAT' - now <= capacity`" is this bucket read the other
+/// way round: `level = capacity - (max(TAT, now) - now)`.
+#[derive(Debug, Clone)]
+struct Bucket {
+    interval: u128,
+    capacity: u128,
+    burst: u64,
+    level: u128,
+    last: u128,
+}
+
+impl Bucket {
+    fn new(quota: &Quota) -> Self {
+        let interval = u128::from(quota.period_nanos()).div_ceil(u128::from(quota.count()));
+        let capacity = interval * u128::from(quota.burst());
+        Self {
+            interval,
+            capacity,
+            burst: quota.burst(),
+            level: capacity,
+            last: 0,
+        }
+    }
+
+    fn level_at(&self, now: Nanos) -> u128 {
+        let now = u128::from(now);
+        assert!(now >= self.last, "the model never goes back in time");
+        (self.level + (now - self.last)).min(self.capacity)
+    }
+}
+
+impl Reference for Bucket {
+    fn capacity(&self) -> u64 {
+        self.burst
+    }
+
+    fn horizon(&self) -> Nanos {
+        u64::try_from(self.capacity).expect("capacity fits u64")
+    }
+
+    fn fits(&self, now: Nanos, cost: u64) -> bool {
+        u128::from(cost) * self.interval <= self.level_at(now)
+    }
+
+    fn units_left(&self, now: Nanos) -> u64 {
+        u64::try_from(self.level_at(now) / self.interval).expect("units fit u64")
+    }
+
+    fn reset(&self, now: Nanos) -> Nanos {
+        u64::try_from(self.capacity - self.level_at(now)).expect("reset fits u64")
+    }
+
+    fn charge(&mut self, now: Nanos, cost: u64) {
+        self.level = self.level_at(now) - u128::from(cost) * self.interval;
+        self.last = u128::from(now);
+    }
+}
+
+fn gcra_quota() -> impl Strategy<Value = Quota> {
+    (rate_quota(), prop::option::of(1u64..=20)).prop_map(|(quota, burst)| match burst {
+        Some(burst) => quota.with_burst(burst).expect("valid burst"),
+        None => quota,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn gcra_matches_a_fractional_token_bucket(
+        quota in gcra_quota(),
+        start in start(),
+        ops in ops(60),
+    ) {
+        let gcra = Gcra::new(&quota);
+        let model = Bucket::new(&quota);
+        prop_assert_eq!(model.interval, u128::from(quota.emission_interval_nanos()));
+        run_model(&gcra, model, quota.count(), quota.period_nanos(), start, &ops, &peek_live)?;
+    }
+}
+
+#[test]
+fn a_burst_above_the_count_is_spent_at_once_then_refills_at_the_rate() {
+    // 2 per second with a burst of 5: T = 500 ms, capacity 2.5 s.
+    let quota = "2/second burst 5".parse::<Quota>().expect("quota");
+    let gcra = Gcra::new(&quota);
+    let state = gcra.new_state();
+    for left in (0..5).rev() {
+        assert_eq!(gcra.acquire(&state, S, 1).remaining, left);
+    }
+    let denied = gcra.acquire(&state, S, 1);
+    assert!(!denied.allowed);
+    assert_eq!(denied.retry_after, 500_000_000);
+    assert_eq!(denied.reset, 2_500_000_000);
+    assert!(gcra.peek(&state, S + 500_000_000, 1).allowed);
+    assert!(!gcra.peek(&state, S + 500_000_000, 2).allowed);
+    assert_eq!(
+        gcra.peek(&state, S + 500_000_000, 2).retry_after,
+        500_000_000
+    );
+}

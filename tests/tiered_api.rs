@@ -1,0 +1,372 @@
+//! End to end: the `tiered_api` example served on a loopback socket and
+//! driven by a real HTTP client, one fresh server per scenario.
+#![cfg(feature = "serde")]
+
+#[path = "../examples/tiered_api.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tiered_api;
+
+#[path = "layer/sf.rs"]
+#[allow(dead_code)]
+mod sf;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tollgate::key::TrustedProxies;
+
+use tiered_api::{app, parse_args, resolve_tier, Limits, Options, DEFAULT_CONFIG};
+
+/// A running example server and a client for it.
+struct Server {
+    addr: SocketAddr,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Checks the rate-limit fields against the draft; answers the name and
+    /// remaining count of the `RateLimit` item.
+    fn ratelimit(&self) -> (String, i64) {
+        let (policies, limits) = sf::check_fields(&self.headers)
+            .unwrap_or_else(|e| panic!("status {}: {e}", self.status));
+        assert!(policies.is_some(), "RateLimit-Policy present");
+        let item = limits
+            .expect("RateLimit present")
+            .into_iter()
+            .next()
+            .expect("an item");
+        (item.name, item.r)
+    }
+}
+
+/// Starts the example's app with the built-in plans, trusting `trusted`.
+async fn start(trusted: &[&str]) -> Server {
+    let limits = Limits::from_toml(DEFAULT_CONFIG).expect("the shipped config parses");
+    let trusted = TrustedProxies::new(trusted).expect("valid proxies");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app(limits, trusted).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("server runs");
+    });
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    Server { addr, client, task }
+}
+
+impl Server {
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = Request::get(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::new()).expect("request");
+        let response = self.client.request(request).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    async fn hello(&self, headers: &[(&str, &str)]) -> Reply {
+        self.get("/api/hello", headers).await
+    }
+
+    /// Sends `n` requests to `/api/hello` and answers how many were
+    /// admitted before the first refusal, and that refusal.
+    async fn until_refused(&self, headers: &[(&str, &str)], n: usize) -> (usize, Reply) {
+        for admitted in 0..n {
+            let reply = self.hello(headers).await;
+            if reply.status != StatusCode::OK {
+                return (admitted, reply);
+            }
+        }
+        panic!("{n} requests admitted, none refused");
+    }
+}
+
+fn assert_refusal(reply: &Reply, policy: &str, tier: &str) {
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    let retry = reply.header("retry-after").expect("Retry-After");
+    sf::retry_after(retry.as_bytes()).expect("positive delta-seconds");
+    let body = reply.json();
+    assert_eq!(body["status"], 429);
+    assert_eq!(body["policy"], policy);
+    assert_eq!(body["tier"], tier);
+    assert_eq!(reply.ratelimit(), (policy.to_owned(), 0));
+}
+
+#[tokio::test]
+async fn anonymous_gets_3_per_minute() {
+    let server = start(&[]).await;
+    for remaining in [2, 1, 0] {
+        let reply = server.hello(&[]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(
+            reply.json(),
+            serde_json::json!({ "message": "hello", "tier": "anonymous" })
+        );
+        assert_eq!(reply.ratelimit(), ("anonymous".to_owned(), remaining));
+    }
+    let refused = server.hello(&[]).await;
+    assert_refusal(&refused, "anonymous", "anonymous");
+    assert_eq!(refused.header("retry-after"), Some("20"));
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some("\"anonymous\";q=3;w=60, \"per-ip\";q=20;w=1")
+    );
+}
+
+#[tokio::test]
+async fn basic_gets_10_per_minute_then_basic_minute_refuses() {
+    let server = start(&[]).await;
+    let key = [("x-api-key", "basic-demo-key")];
+    let first = server.hello(&key).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.json()["tier"], "basic");
+    assert_eq!(first.ratelimit(), ("basic-minute".to_owned(), 9));
+    assert_eq!(
+        first.header("ratelimit-policy"),
+        Some("\"basic-minute\";q=10;w=60, \"basic-day\";q=1000;w=86400, \"per-ip\";q=20;w=1")
+    );
+    let (admitted, refused) = server.until_refused(&key, 20).await;
+    assert_eq!(admitted + 1, 10);
+    assert_refusal(&refused, "basic-minute", "basic");
+    assert_eq!(refused.header("retry-after"), Some("6"));
+}
+
+#[tokio::test]
+async fn premium_gets_20_per_minute() {
+    let server = start(&[]).await;
+    let key = [("x-api-key", "premium-demo-key")];
+    let (admitted, refused) = server.until_refused(&key, 30).await;
+    assert_eq!(admitted, 20);
+    assert_refusal(&refused, "premium", "premium");
+    assert_eq!(refused.header("retry-after"), Some("3"));
+}
+
+#[tokio::test]
+async fn unknown_key_is_401_and_not_counted() {
+    let server = start(&[]).await;
+    for _ in 0..5 {
+        let reply = server.hello(&[("x-api-key", "stolen-key")]).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(reply.json()["status"], 401);
+        assert!(!reply.headers.contains_key("ratelimit"));
+    }
+    let (admitted, refused) = server.until_refused(&[], 10).await;
+    assert_eq!(admitted, 3, "the anonymous quota is untouched");
+    assert_refusal(&refused, "anonymous", "anonymous");
+}
+
+#[tokio::test]
+async fn health_is_never_limited() {
+    let server = start(&[]).await;
+    let (admitted, _) = server.until_refused(&[], 10).await;
+    assert_eq!(admitted, 3);
+    for _ in 0..10 {
+        let reply = server.get("/health", &[]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(&reply.body[..], b"ok");
+        assert!(!reply.headers.contains_key("ratelimit"));
+    }
+    assert_eq!(
+        server.hello(&[]).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_from_one_ip_trips_the_per_ip_ceiling_first() {
+    let server = start(&[]).await;
+    let key = [("x-api-key", "admin-demo-key")];
+    let started = Instant::now();
+    let (admitted, refused) = server.until_refused(&key, 200).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_refusal(&refused, "per-ip", "per-ip");
+    // Burst 40, then 20 a second for however long the run took.
+    let most = 40.0 + 20.0 * elapsed + 1.0;
+    assert!(
+        admitted >= 40 && admitted as f64 <= most,
+        "{admitted} admitted in {elapsed:.3} s"
+    );
+    assert!(
+        admitted < 50,
+        "the admin tier's 50/minute did not trip first"
+    );
+}
+
+#[tokio::test]
+async fn trusted_proxy_gives_each_forwarded_client_its_quota() {
+    let server = start(&["127.0.0.1/32"]).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        let forwarded = [("x-forwarded-for", client)];
+        let (admitted, refused) = server.until_refused(&forwarded, 10).await;
+        assert_eq!(admitted, 3, "client {client}");
+        assert_refusal(&refused, "anonymous", "anonymous");
+    }
+    // The proxy's own requests (no header) are the proxy's.
+    let (admitted, _) = server.until_refused(&[], 10).await;
+    assert_eq!(admitted, 3);
+    // A chain through another, untrusted hop: the hop nearest us is the client.
+    let chain = [("x-forwarded-for", "198.51.100.9, 203.0.113.3")];
+    let (admitted, _) = server.until_refused(&chain, 10).await;
+    assert_eq!(admitted, 3);
+    let spoofed = [("x-forwarded-for", "198.51.100.10, 203.0.113.3")];
+    assert_eq!(
+        server.hello(&spoofed).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the entry a client wrote is not believed"
+    );
+    // Garbage from a trusted proxy is a bad request, not a fresh key.
+    let garbage = server.hello(&[("x-forwarded-for", "not-an-ip")]).await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn untrusted_peer_cannot_spoof_a_new_quota() {
+    let server = start(&[]).await;
+    let (admitted, _) = server
+        .until_refused(&[("x-forwarded-for", "203.0.113.1")], 10)
+        .await;
+    assert_eq!(admitted, 3);
+    for spoof in ["203.0.113.2", "198.51.100.1, 203.0.113.99", "not-an-ip"] {
+        let reply = server.hello(&[("x-forwarded-for", spoof)]).await;
+        assert_refusal(&reply, "anonymous", "anonymous");
+    }
+    assert_eq!(
+        server.hello(&[]).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn parse_args_defaults_and_flags() {
+    assert_eq!(
+        parse_args(args(&[])),
+        Ok(Options {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            config: None,
+            trust_proxy: Vec::new(),
+        })
+    );
+    let options = parse_args(args(&[
+        "--addr",
+        "[::1]:8080",
+        "--trust-proxy",
+        "10.0.0.0/8",
+        "--config",
+        "plans.toml",
+        "--trust-proxy",
+        "2001:db8::/32",
+    ]))
+    .expect("valid flags");
+    assert_eq!(options.addr, "[::1]:8080".parse().expect("address"));
+    assert_eq!(options.config, Some(PathBuf::from("plans.toml")));
+    assert_eq!(options.trust_proxy, ["10.0.0.0/8", "2001:db8::/32"]);
+}
+
+#[test]
+fn parse_args_errors() {
+    let bad_addr = parse_args(args(&["--addr", "localhost"])).expect_err("bad address");
+    assert!(bad_addr.starts_with("--addr localhost"), "{bad_addr}");
+    let missing = parse_args(args(&["--trust-proxy"])).expect_err("no value");
+    assert!(missing.contains("needs a value"), "{missing}");
+    let unknown = parse_args(args(&["--verbose"])).expect_err("unknown flag");
+    assert!(unknown.contains("--verbose"), "{unknown}");
+    let help = parse_args(args(&["--help"])).expect_err("help");
+    assert!(help.starts_with("usage:"), "{help}");
+}
+
+#[test]
+fn shipped_config_parses_and_matches_the_file() {
+    let on_disk = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tiered_api.toml"),
+    )
+    .expect("the example config is shipped");
+    assert_eq!(on_disk, DEFAULT_CONFIG);
+    let limits = Limits::from_toml(&on_disk).expect("parses");
+    let tiers: Vec<&str> = limits.tiers.tiers().iter().map(|t| t.name()).collect();
+    assert_eq!(tiers, ["anonymous", "basic", "premium", "admin"]);
+    assert_eq!(limits.tiers.default_tier().name(), "anonymous");
+    let basic: Vec<&str> = limits
+        .tiers
+        .tier("basic")
+        .limits()
+        .iter()
+        .map(|l| l.name())
+        .collect();
+    assert_eq!(basic, ["basic-minute", "basic-day"]);
+    let per_ip = &limits.per_ip.default_tier().limits()[0];
+    assert_eq!(per_ip.name(), "per-ip");
+    assert_eq!(per_ip.quota().count(), 20);
+    assert_eq!(per_ip.quota().burst(), 40);
+
+    assert!(Limits::from_toml(&format!("{DEFAULT_CONFIG}\nsurprise = 1\n")).is_err());
+    assert!(Limits::from_toml("per_ip = \"20/second\"").is_err());
+}
+
+#[test]
+fn demo_keys_resolve_to_their_tiers() {
+    assert_eq!(resolve_tier("basic-demo-key"), Some("basic"));
+    assert_eq!(resolve_tier("premium-demo-key"), Some("premium"));
+    assert_eq!(resolve_tier("admin-demo-key"), Some("admin"));
+    assert_eq!(resolve_tier("BASIC-DEMO-KEY"), None);
+    assert_eq!(resolve_tier(""), None);
+}
