@@ -1,7 +1,8 @@
 //! What the layer answers instead of calling the inner service.
 //!
 //! A request refused by a limit gets `429 Too Many Requests` with
-//! `Retry-After` (whole seconds, rounded up, never 0), the IETF
+//! `Retry-After` (whole seconds, rounded up, never 0; absent only when the
+//! request's cost exceeds the limit's whole capacity, so no wait helps), the IETF
 //! `RateLimit-Policy` and `RateLimit` fields, optionally the legacy
 //! `X-RateLimit-Limit/Remaining/Reset` fields (reset in seconds from now),
 //! and an `application/problem+json` body naming the limit. A request with
@@ -117,7 +118,9 @@ fn rate_limited_body(r: &RateLimited<'_>) -> Bytes {
                 .number("remaining", r.decision.remaining())
                 .number(
                     "retry_after_ms",
-                    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+                    u64::try_from(wait.as_nanos().div_ceil(1_000_000))
+                        .unwrap_or(u64::MAX)
+                        .max(1),
                 )
                 .finish()
         }

@@ -140,7 +140,12 @@ async fn permit_is_held_until_the_body_ends() {
     let body = after_drop.into_body();
     assert_eq!(status(&mut svc, PEER).await, 429, "the body holds it");
     drop(body);
-    assert_eq!(inner.calls.get(), 4);
+    assert_eq!(
+        status(&mut svc, PEER).await,
+        200,
+        "dropping the body frees it"
+    );
+    assert_eq!(inner.calls.get(), 5);
 }
 
 #[tokio::test]
