@@ -5,6 +5,8 @@
 //! `cargo bench --bench check` (criterion; medians in target/criterion).
 //! Filter with e.g. `cargo bench --bench check -- 'check/gcra'`.
 
+#![allow(clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
@@ -99,10 +101,7 @@ impl Checker for Ours {
 }
 
 enum GovKeys {
-    Strings(
-        governor::DefaultKeyedRateLimiter<String>,
-        Vec<String>,
-    ),
+    Strings(governor::DefaultKeyedRateLimiter<String>, Vec<String>),
     Ips(governor::DefaultKeyedRateLimiter<IpAddr>, Vec<IpAddr>),
 }
 
@@ -144,7 +143,9 @@ impl Checker for Floor {
 
 fn our_limit(kind: &str, mode: Mode) -> Limit {
     let quota = match (kind, mode) {
-        ("concurrency", _) => Quota::concurrent(if mode == Mode::Allow { 1_000_000 } else { 1 }).unwrap(),
+        ("concurrency", _) => {
+            Quota::concurrent(if mode == Mode::Allow { 1_000_000 } else { 1 }).unwrap()
+        }
         ("sliding-log", Mode::Allow) => Quota::new(100_000, Duration::from_millis(1)).unwrap(),
         (_, Mode::Allow) => Quota::new(1_000_000_000, Duration::from_secs(1)).unwrap(),
         (_, Mode::Deny) => Quota::new(1, Duration::from_secs(3600)).unwrap(),
@@ -167,7 +168,11 @@ fn ours(kind: &str, mode: Mode, key_type: KeyType, n: usize) -> Box<dyn Checker>
             KeyType::Ipv4 => Key::ip(ipv4(i)),
         })
         .collect();
-    let checker = Ours { store, handle, keys };
+    let checker = Ours {
+        store,
+        handle,
+        keys,
+    };
     if kind == "concurrency" && mode == Mode::Deny {
         // Hold one permit per key for the whole run, so every check is refused.
         let mut held = Vec::with_capacity(n);
@@ -229,7 +234,13 @@ fn floor(key_type: KeyType, n: usize) -> Box<dyn Checker> {
     })
 }
 
-const ALGORITHMS: [&str; 5] = ["gcra", "fixed-window", "sliding-window", "sliding-log", "concurrency"];
+const ALGORITHMS: [&str; 5] = [
+    "gcra",
+    "fixed-window",
+    "sliding-window",
+    "sliding-log",
+    "concurrency",
+];
 
 fn single_thread(c: &mut Criterion) {
     for key_type in [KeyType::ApiKey, KeyType::Ipv4] {
@@ -266,7 +277,10 @@ fn two_threads(c: &mut Criterion) {
     for n in [1usize, 1_000] {
         let order = order(n);
         let cases: Vec<(&str, Box<dyn Checker>)> = vec![
-            ("tollgate-gcra", ours("gcra", Mode::Allow, KeyType::ApiKey, n)),
+            (
+                "tollgate-gcra",
+                ours("gcra", Mode::Allow, KeyType::ApiKey, n),
+            ),
             ("governor", governor(Mode::Allow, KeyType::ApiKey, n)),
             ("floor", floor(KeyType::ApiKey, n)),
         ];

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench middleware`
 
+#![allow(clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -43,8 +45,13 @@ fn request() -> Request<Body> {
     request
 }
 
-fn inner() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send> + Clone + Send {
-    tower::service_fn(|_req: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::from("ok"))) })
+fn inner(
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send>
+       + Clone
+       + Send {
+    tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::from("ok")))
+    })
 }
 
 fn run<S, B>(service: &mut S, expect: StatusCode) -> impl FnMut(Request<Body>) -> Response<B> + '_
@@ -61,8 +68,12 @@ where
     }
 }
 
-fn bench<S, B>(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, mut service: S, expect: StatusCode)
-where
+fn bench<S, B>(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut service: S,
+    expect: StatusCode,
+) where
     S: Service<Request<Body>, Response = Response<B>>,
     S::Error: std::fmt::Debug,
 {
@@ -82,14 +93,27 @@ fn middleware(c: &mut Criterion) {
 
     let plenty = tollgate::Plans::single("bench", "1000000000/second").unwrap();
     let ours = tollgate::RateLimitLayer::new(plenty);
-    bench(&mut group, "tollgate/allowed", ours.layer(inner()), StatusCode::OK);
+    bench(
+        &mut group,
+        "tollgate/allowed",
+        ours.layer(inner()),
+        StatusCode::OK,
+    );
 
     let scarce = tollgate::Plans::single("bench", "1/hour").unwrap();
     let ours = tollgate::RateLimitLayer::new(scarce);
     let mut service = ours.layer(inner());
     // Spend the one request the quota allows.
-    assert_eq!(run(&mut service, StatusCode::OK)(request()).status(), StatusCode::OK);
-    bench(&mut group, "tollgate/429", service, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        run(&mut service, StatusCode::OK)(request()).status(),
+        StatusCode::OK
+    );
+    bench(
+        &mut group,
+        "tollgate/429",
+        service,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
 
     let config = GovernorConfigBuilder::default()
         .per_nanosecond(1)
@@ -97,7 +121,12 @@ fn middleware(c: &mut Criterion) {
         .finish()
         .unwrap();
     let governor = GovernorLayer::new(config);
-    bench(&mut group, "tower_governor/allowed", governor.layer(inner()), StatusCode::OK);
+    bench(
+        &mut group,
+        "tower_governor/allowed",
+        governor.layer(inner()),
+        StatusCode::OK,
+    );
 
     let config = GovernorConfigBuilder::default()
         .per_second(3600)
@@ -106,8 +135,16 @@ fn middleware(c: &mut Criterion) {
         .unwrap();
     let governor = GovernorLayer::new(config);
     let mut service = governor.layer(inner());
-    assert_eq!(run(&mut service, StatusCode::OK)(request()).status(), StatusCode::OK);
-    bench(&mut group, "tower_governor/429", service, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        run(&mut service, StatusCode::OK)(request()).status(),
+        StatusCode::OK
+    );
+    bench(
+        &mut group,
+        "tower_governor/429",
+        service,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
 
     group.finish();
 }
