@@ -11,6 +11,7 @@ mod keys;
 mod multi;
 mod options;
 mod ready;
+mod routes;
 mod sf;
 mod sf_parser;
 mod sharing;
