@@ -53,40 +53,23 @@ impl<A: Algorithm> Keyed<A> {
         now: Nanos,
         f: impl FnOnce(&A, &A::State) -> R,
     ) -> Result<R, StoreError> {
+        let algorithm = &self.algorithm;
         match key.repr() {
             KeyRepr::Ip(ip) => {
                 let bits = ip_bits(*ip);
-                // Look up first: a known key takes only a shard read lock.
-                if let Some(state) = self.ips.get(&bits) {
-                    return Ok(f(&self.algorithm, &state));
-                }
-                budget.reserve(now)?;
-                match self.ips.entry(bits) {
-                    Entry::Occupied(e) => {
-                        budget.release(1);
-                        Ok(f(&self.algorithm, e.get()))
-                    }
-                    Entry::Vacant(e) => {
-                        let state = e.insert(self.algorithm.new_state());
-                        Ok(f(&self.algorithm, &state))
-                    }
-                }
+                with_entry(&self.ips, &bits, || bits, algorithm, budget, now, f)
             }
             KeyRepr::Bytes(bytes) => {
-                if let Some(state) = self.bytes.get(bytes.as_ref()) {
-                    return Ok(f(&self.algorithm, &state));
-                }
-                budget.reserve(now)?;
-                match self.bytes.entry(Box::from(bytes.as_ref())) {
-                    Entry::Occupied(e) => {
-                        budget.release(1);
-                        Ok(f(&self.algorithm, e.get()))
-                    }
-                    Entry::Vacant(e) => {
-                        let state = e.insert(self.algorithm.new_state());
-                        Ok(f(&self.algorithm, &state))
-                    }
-                }
+                let bytes: &[u8] = bytes;
+                with_entry(
+                    &self.bytes,
+                    bytes,
+                    || Box::from(bytes),
+                    algorithm,
+                    budget,
+                    now,
+                    f,
+                )
             }
         }
     }
@@ -147,6 +130,41 @@ impl<A: Algorithm> Keyed<A> {
 
     fn len(&self) -> usize {
         self.ips.len() + self.bytes.len()
+    }
+}
+
+/// Runs `f` on the state under `key` in `map`, inserting a fresh state
+/// (and taking one unit of the key budget) when the key is new. A known key
+/// is looked up first and takes only a shard read lock; only a new key is
+/// copied.
+#[inline]
+fn with_entry<A, K, Q, R>(
+    map: &DashMap<K, A::State, Hasher>,
+    key: &Q,
+    owned: impl FnOnce() -> K,
+    algorithm: &A,
+    budget: &Budget,
+    now: Nanos,
+    f: impl FnOnce(&A, &A::State) -> R,
+) -> Result<R, StoreError>
+where
+    A: Algorithm,
+    K: Eq + std::hash::Hash + std::borrow::Borrow<Q>,
+    Q: Eq + std::hash::Hash + ?Sized,
+{
+    if let Some(state) = map.get(key) {
+        return Ok(f(algorithm, &state));
+    }
+    budget.reserve(now)?;
+    match map.entry(owned()) {
+        Entry::Occupied(e) => {
+            budget.release(1);
+            Ok(f(algorithm, e.get()))
+        }
+        Entry::Vacant(e) => {
+            let state = e.insert(algorithm.new_state());
+            Ok(f(algorithm, &state))
+        }
     }
 }
 
