@@ -38,6 +38,7 @@
 //! - [`store`]: where counters live; the in-memory store is lock-free,
 //!   bounded and evicts idle keys by itself.
 //! - [`response`]: the answers and how to replace them.
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod algorithm;
