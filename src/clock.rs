@@ -16,7 +16,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Nanoseconds since a clock's origin.
 pub type Nanos = u64;
@@ -36,26 +36,25 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
-/// The real clock: `Instant` elapsed since the clock was made.
+/// The real clock: the processor's time-stamp counter where it is invariant
+/// (calibrated against the OS clock, through `quanta`), else the OS
+/// monotonic clock.
 ///
-/// Made once per store and shared; a reading is one `Instant::now()` call
-/// (a vDSO `clock_gettime` on Linux, about 20 ns), the same on the allow
-/// path and the deny path.
-#[derive(Clone, Copy)]
+/// Made once per store and shared; a reading costs about 12 ns on an x86-64
+/// VM (a vDSO `clock_gettime` costs about 35 ns there), the same on the
+/// allow path and the deny path.
+#[derive(Clone)]
 pub struct MonotonicClock {
-    origin: Instant,
+    clock: quanta::Clock,
+    origin: quanta::Instant,
 }
 
 impl MonotonicClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
-        Self {
-            // Start one second past the origin so that no reading is 0, which
-            // the algorithms use for "never seen".
-            origin: Instant::now()
-                .checked_sub(Duration::from_secs(1))
-                .unwrap_or_else(Instant::now),
-        }
+        let clock = quanta::Clock::new();
+        let origin = clock.now();
+        Self { clock, origin }
     }
 }
 
@@ -74,8 +73,75 @@ impl fmt::Debug for MonotonicClock {
 impl Clock for MonotonicClock {
     #[inline]
     fn now(&self) -> Nanos {
-        // u64 nanoseconds cover 584 years of uptime.
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        // Start one second past the origin so that no reading is 0, which
+        // the algorithms use for "never seen"; u64 nanoseconds cover 584 years.
+        let elapsed = self.clock.now().saturating_duration_since(self.origin);
+        u64::try_from(elapsed.as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1_000_000_000)
+    }
+}
+
+/// A cached clock: one atomic load per reading, advanced by a background
+/// thread every `resolution` (1 ms by default).
+///
+/// The cheapest reading there is, for the highest request rates; every
+/// request within one tick sees the same instant, so refill and
+/// `Retry-After` are exact to within one tick (nginx's `limit_req` works the
+/// same way on its cached millisecond clock). The thread ends when the last
+/// clone of the clock is dropped.
+#[derive(Clone)]
+pub struct CoarseClock {
+    now: Arc<AtomicU64>,
+}
+
+impl CoarseClock {
+    /// A clock ticking every millisecond.
+    pub fn new() -> Self {
+        Self::with_resolution(Duration::from_millis(1))
+    }
+
+    /// A clock ticking every `resolution` (at least 100 µs).
+    pub fn with_resolution(resolution: Duration) -> Self {
+        let resolution = resolution.max(Duration::from_micros(100));
+        let source = MonotonicClock::new();
+        let now = Arc::new(AtomicU64::new(source.now()));
+        let weak = Arc::downgrade(&now);
+        let spawned = std::thread::Builder::new()
+            .name("tollgate-clock".into())
+            .spawn(move || {
+                while let Some(now) = weak.upgrade() {
+                    now.store(source.now(), Ordering::Release);
+                    drop(now);
+                    std::thread::sleep(resolution);
+                }
+            });
+        if let Err(error) = spawned {
+            // Without the thread the clock would stand still: say so loudly.
+            tracing::error!(%error, "tollgate: cannot start the coarse clock thread");
+        }
+        Self { now }
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for CoarseClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoarseClock")
+            .field("now", &self.now.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> Nanos {
+        self.now.load(Ordering::Acquire)
     }
 }
 
@@ -136,6 +202,22 @@ mod tests {
         let b = clock.now();
         assert!(a > 0);
         assert!(b >= a);
+    }
+
+    #[test]
+    fn coarse_clock_advances_by_itself() {
+        let clock = CoarseClock::with_resolution(Duration::from_millis(1));
+        let a = clock.now();
+        assert!(a >= 1_000_000_000);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while clock.now() == a {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "coarse clock stood still"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(clock.now() > a);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cell::update_u64;
 use super::{Algorithm, Outcome, RETRY_NEVER};
@@ -76,12 +76,27 @@ impl Algorithm for Gcra {
 
     #[inline]
     fn acquire(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
-        update_u64(state, |tat| self.step(tat, now, cost))
+        // The step, written out so the loop carries two words and the
+        // outcome is built once, after the swap.
+        let horizon = now.saturating_add(self.capacity);
+        let mut tat = state.load(Ordering::Acquire);
+        loop {
+            let base = tat.max(now);
+            let next = base.saturating_add(cost.saturating_mul(self.interval));
+            if cost > self.burst || next > horizon {
+                return self.step(tat, now, cost).0;
+            }
+            match state.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    return Outcome::allow(self.limit, (horizon - next) / self.interval, next - now)
+                }
+                Err(actual) => tat = actual,
+            }
+        }
     }
 
     fn peek(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
-        self.step(state.load(std::sync::atomic::Ordering::Acquire), now, cost)
-            .0
+        self.step(state.load(Ordering::Acquire), now, cost).0
     }
 
     fn refund(&self, state: &AtomicU64, charged_at: Nanos, cost: u64) {
@@ -97,7 +112,7 @@ impl Algorithm for Gcra {
     }
 
     fn is_idle(&self, state: &AtomicU64, now: Nanos) -> bool {
-        state.load(std::sync::atomic::Ordering::Acquire) <= now
+        state.load(Ordering::Acquire) <= now
     }
 }
 

@@ -1,0 +1,202 @@
+//! Instruction counts per admission decision, under callgrind.
+//!
+//! Not a timing benchmark: `benches/instructions.sh` runs this binary under
+//! `valgrind --tool=callgrind` twice per case (N and N + 100,000 checks) and
+//! divides the difference by 100,000, so setup and warm-up cancel out. The
+//! counts are stable on a noisy machine; record them so a change that grows
+//! the hot path shows up.
+//!
+//! Run by hand: `instructions <case> <checks>`; `instructions list` names
+//! the cases.
+
+#![allow(clippy::unwrap_used)] // a harness that cannot set up should stop loudly
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http::{Request, Response};
+use tollgate::algorithm::AlgorithmKind;
+use tollgate::key::Key;
+use tollgate::store::{Charge, Checked, MemoryStore, Store};
+use tollgate::{Limit, Plans, Quota, RateLimitLayer};
+use tower::{Layer, Service};
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::GovernorLayer;
+
+const CASES: [&str; 12] = [
+    "tollgate-gcra-allow",
+    "tollgate-gcra-deny",
+    "tollgate-fixed-window-allow",
+    "tollgate-sliding-window-allow",
+    "tollgate-sliding-log-allow",
+    "tollgate-concurrency-allow",
+    "governor-allow",
+    "governor-deny",
+    "tollgate-layer-allow",
+    "tollgate-layer-429",
+    "tower_governor-allow",
+    "tower_governor-429",
+];
+
+fn now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("not ready at once"),
+    }
+}
+
+fn store_case(kind: AlgorithmKind, quota: Quota, expect: bool, checks: u64) {
+    let store = MemoryStore::new();
+    let handle = store.bind(&Limit::new("case", quota, kind).unwrap());
+    let key = Key::owned("ak_0123456789abcdef", "case").unwrap();
+    let charge = [Charge::new(&handle, &key, 1)];
+    if !expect {
+        let _ = store.check(&charge);
+    }
+    for _ in 0..checks {
+        let Checked::Ready(Ok(verdict)) = store.check(&charge) else {
+            panic!("no answer")
+        };
+        assert_eq!(black_box(verdict.decision.is_allowed()), expect);
+    }
+}
+
+fn request() -> Request<Body> {
+    let mut request = Request::builder().body(Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([10, 1, 2, 3], 40000))));
+    request
+}
+
+fn service_case<S>(mut service: S, status: u16, spend_first: bool, checks: u64)
+where
+    S: Service<Request<Body>>,
+    S::Response: ResponseStatus,
+    S::Error: std::fmt::Debug,
+{
+    if spend_first {
+        let _ = now(service.call(request()));
+    }
+    for _ in 0..checks {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(service.poll_ready(&mut cx).is_ready());
+        let response = now(service.call(request())).unwrap();
+        assert_eq!(black_box(response.status_code()), status);
+    }
+}
+
+trait ResponseStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl<B> ResponseStatus for Response<B> {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+type Inner = tower::util::ServiceFn<
+    fn(Request<Body>) -> std::future::Ready<Result<Response<Body>, Infallible>>,
+>;
+
+fn inner() -> Inner {
+    fn answer(_req: Request<Body>) -> std::future::Ready<Result<Response<Body>, Infallible>> {
+        std::future::ready(Ok(Response::new(Body::empty())))
+    }
+    tower::service_fn(answer as fn(_) -> _)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_else(|| "list".into());
+    if case == "list" {
+        for c in CASES {
+            println!("{c}");
+        }
+        return;
+    }
+    let checks: u64 = args.next().map_or(100_000, |n| n.parse().unwrap());
+    let plenty = Quota::per_second(1_000_000_000).unwrap();
+    let scarce = Quota::new(1, std::time::Duration::from_secs(3600)).unwrap();
+    match case.as_str() {
+        "tollgate-gcra-allow" => store_case(AlgorithmKind::Gcra, plenty, true, checks),
+        "tollgate-gcra-deny" => store_case(AlgorithmKind::Gcra, scarce, false, checks),
+        "tollgate-fixed-window-allow" => {
+            store_case(AlgorithmKind::FixedWindow, plenty, true, checks)
+        }
+        "tollgate-sliding-window-allow" => {
+            store_case(AlgorithmKind::SlidingWindow, plenty, true, checks)
+        }
+        "tollgate-sliding-log-allow" => store_case(
+            AlgorithmKind::SlidingLog,
+            Quota::new(100_000, std::time::Duration::from_millis(1)).unwrap(),
+            true,
+            checks,
+        ),
+        "tollgate-concurrency-allow" => store_case(
+            AlgorithmKind::Gcra,
+            Quota::concurrent(1000).unwrap(),
+            true,
+            checks,
+        ),
+        "governor-allow" | "governor-deny" => {
+            let allow = case == "governor-allow";
+            let quota = if allow {
+                governor::Quota::per_second(NonZeroU32::MAX)
+            } else {
+                governor::Quota::per_hour(NonZeroU32::MIN)
+            };
+            let limiter = governor::RateLimiter::keyed(quota);
+            let key = "ak_0123456789abcdef".to_string();
+            if !allow {
+                let _ = limiter.check_key(&key);
+            }
+            for _ in 0..checks {
+                assert_eq!(black_box(limiter.check_key(&key).is_ok()), allow);
+            }
+        }
+        "tollgate-layer-allow" => service_case(
+            RateLimitLayer::new(Plans::single("case", "1000000000/second").unwrap()).layer(inner()),
+            200,
+            false,
+            checks,
+        ),
+        "tollgate-layer-429" => service_case(
+            RateLimitLayer::new(Plans::single("case", "1/hour").unwrap()).layer(inner()),
+            429,
+            true,
+            checks,
+        ),
+        "tower_governor-allow" | "tower_governor-429" => {
+            let allow = case == "tower_governor-allow";
+            let config = if allow {
+                GovernorConfigBuilder::default()
+                    .per_nanosecond(1)
+                    .burst_size(NonZeroU32::MAX.get())
+                    .finish()
+                    .unwrap()
+            } else {
+                GovernorConfigBuilder::default()
+                    .per_second(3600)
+                    .burst_size(1)
+                    .finish()
+                    .unwrap()
+            };
+            let service = GovernorLayer::new(config).layer(inner());
+            service_case(service, if allow { 200 } else { 429 }, !allow, checks);
+        }
+        other => panic!("unknown case {other:?}; try `list`"),
+    }
+}
