@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::Bytes;
 use http::{HeaderMap, Response};
 use pin_project_lite::pin_project;
 
@@ -32,10 +33,10 @@ pin_project! {
             #[pin]
             future: F,
             permits: Option<Permits>,
-            headers: Option<HeaderMap>,
+            headers: Option<Box<HeaderMap>>,
         },
         Answered {
-            response: Option<Response<ResponseBody<B>>>,
+            response: Option<Box<Response<ResponseBody<B>>>>,
         },
         Waiting {
             future: Boxed<B, E>,
@@ -44,7 +45,7 @@ pin_project! {
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn called(future: F, permits: Permits, headers: Option<HeaderMap>) -> Self {
+    pub(crate) fn called(future: F, permits: Permits, headers: Option<Box<HeaderMap>>) -> Self {
         Self {
             state: State::Called {
                 future,
@@ -54,10 +55,10 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    pub(crate) fn answered(response: Response<ResponseBody<B>>) -> Self {
+    pub(crate) fn answered(response: Box<Response<Bytes>>) -> Self {
         Self {
             state: State::Answered {
-                response: Some(response),
+                response: Some(Box::new((*response).map(ResponseBody::answer))),
             },
         }
     }
@@ -74,11 +75,11 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 pub(crate) fn finish<B>(
     response: Response<B>,
     permits: Permits,
-    headers: Option<HeaderMap>,
+    headers: Option<Box<HeaderMap>>,
 ) -> Response<ResponseBody<B>> {
     let mut response = response.map(|body| ResponseBody::inner(body, permits));
     if let Some(headers) = headers {
-        response.headers_mut().extend(headers);
+        response.headers_mut().extend(*headers);
     }
     response
 }
@@ -102,7 +103,7 @@ where
                 Poll::Ready(Ok(finish(response, permits, headers.take())))
             }
             StateProj::Answered { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
+                Some(response) => Poll::Ready(Ok(*response)),
                 None => Poll::Pending,
             },
             StateProj::Waiting { future } => future.as_mut().poll(cx),

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use crate::key::KeyExtractor;
 use crate::plan::Plans;
+use http::HeaderValue;
+
+use crate::response::answer::PolicyText;
 use crate::response::fields::push_policy_item;
 use crate::store::Store;
 
@@ -15,7 +18,9 @@ pub(crate) struct Rule<H> {
     /// The bound limits, per tier then per limit.
     pub(crate) handles: Vec<Vec<H>>,
     /// Each tier's `RateLimit-Policy` items, written once.
-    pub(crate) policy_items: Vec<Vec<u8>>,
+    pub(crate) policy_items: Vec<HeaderValue>,
+    /// Each limit's refusal text, per tier then per limit.
+    pub(crate) texts: Vec<Vec<PolicyText>>,
 }
 
 impl<H: Clone> Clone for Rule<H> {
@@ -25,6 +30,7 @@ impl<H: Clone> Clone for Rule<H> {
             plans: self.plans.clone(),
             handles: self.handles.clone(),
             policy_items: self.policy_items.clone(),
+            texts: self.texts.clone(),
         }
     }
 }
@@ -51,7 +57,19 @@ impl<H> Rule<H> {
                     }
                     push_policy_item(&mut out, limit);
                 }
-                out
+                // Policy names are restricted to header-safe characters.
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+                    .unwrap_or_else(|_| HeaderValue::from_static(""))
+            })
+            .collect();
+        let texts = plans
+            .tiers()
+            .iter()
+            .map(|tier| {
+                tier.limits()
+                    .iter()
+                    .map(|limit| PolicyText::new(limit, tier.name()))
+                    .collect()
             })
             .collect();
         Self {
@@ -59,6 +77,7 @@ impl<H> Rule<H> {
             plans,
             handles,
             policy_items,
+            texts,
         }
     }
 }

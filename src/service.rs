@@ -85,9 +85,7 @@ where
             Evaluation::Done(Conclusion::Admit { permits, headers }) => {
                 ResponseFuture::called(self.inner.call(request), permits, headers)
             }
-            Evaluation::Done(Conclusion::Answer(response)) => {
-                ResponseFuture::answered(response.map(ResponseBody::answer))
-            }
+            Evaluation::Done(Conclusion::Answer(response)) => ResponseFuture::answered(response),
             Evaluation::Pending(check, tiers) => {
                 // The store answers later: take the service that was made
                 // ready, leave a fresh clone in its place.
@@ -101,7 +99,7 @@ where
                             let response = inner.call(request).await?;
                             Ok(finish(response, permits, headers))
                         }
-                        Conclusion::Answer(response) => Ok(response.map(ResponseBody::answer)),
+                        Conclusion::Answer(response) => Ok((*response).map(ResponseBody::answer)),
                     }
                 }))
             }

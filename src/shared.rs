@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{HeaderName, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use smallvec::SmallVec;
 
@@ -12,7 +11,7 @@ use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::key::{Key, KeyError, RequestInfo};
 use crate::limit::Limit;
-use crate::response::fields;
+use crate::response::answer;
 use crate::response::{RateLimited, Rejection};
 use crate::rule::Rule;
 use crate::store::{Charge, Checked, Permits, Store, Verdict};
@@ -66,22 +65,16 @@ pub(crate) enum Conclusion {
     /// Call the inner service; hold the permits; add these fields.
     Admit {
         permits: Permits,
-        headers: Option<HeaderMap>,
+        headers: Option<Box<HeaderMap>>,
     },
-    /// Answer this instead.
-    Answer(Response<Bytes>),
+    /// Answer this instead (boxed: the admitted path stays small).
+    Answer(Box<Response<Bytes>>),
 }
 
 pub(crate) enum Evaluation<F> {
     Done(Conclusion),
     Pending(F, Tiers),
 }
-
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 impl<St: Store> Shared<St> {
     /// Reads the request's keys and tiers and runs the check.
@@ -126,7 +119,7 @@ impl<St: Store> Shared<St> {
         let decision = verdict.decision;
         if decision.is_allowed() {
             let headers = if self.headers_on_allowed {
-                Some(self.fields(&decision, tiers))
+                Some(Box::new(self.fields(&decision, tiers)))
             } else {
                 None
             };
@@ -135,7 +128,7 @@ impl<St: Store> Shared<St> {
                 headers,
             };
         }
-        let Some((rule, tier, limit)) = self.locate(decision.policy(), tiers) else {
+        let Some((rule, tier, index, limit)) = self.locate(decision.policy(), tiers) else {
             // A store answered a policy position that does not exist: refuse
             // rather than guess, with the store failure answer.
             return self.store_failed(&StoreError::Unavailable(
@@ -160,14 +153,27 @@ impl<St: Store> Shared<St> {
             tier = tier_name,
             "request rate limited"
         );
-        let headers = self.fields(&decision, tiers);
-        let rejection = Rejection::RateLimited(RateLimited {
-            decision: &decision,
-            policy: limit,
-            tier: tier_name,
-            headers: &headers,
-        });
-        Conclusion::Answer(self.answer(&rejection))
+        let text = &rule.texts[tier][index];
+        let response = match &self.on_reject {
+            None => answer::too_many_requests(
+                text,
+                self.policy_field(tiers),
+                limit,
+                &decision,
+                self.legacy_headers,
+            ),
+            Some(custom) => {
+                let headers = self.fields(&decision, tiers);
+                custom(&Rejection::RateLimited(RateLimited {
+                    decision: &decision,
+                    policy: limit,
+                    tier: tier_name,
+                    headers: &headers,
+                    text,
+                }))
+            }
+        };
+        Conclusion::Answer(Box::new(response))
     }
 
     fn refuse_key(&self, error: &KeyError) -> Conclusion {
@@ -191,11 +197,11 @@ impl<St: Store> Shared<St> {
         }
     }
 
-    fn answer(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        match &self.on_reject {
+    fn answer(&self, rejection: &Rejection<'_>) -> Box<Response<Bytes>> {
+        Box::new(match &self.on_reject {
             Some(custom) => custom(rejection),
             None => rejection.to_response(),
-        }
+        })
     }
 
     /// The rule, tier and limit of the charge at `position`.
@@ -203,52 +209,48 @@ impl<St: Store> Shared<St> {
         &self,
         position: usize,
         tiers: &[usize],
-    ) -> Option<(&Rule<St::Handle>, usize, &Limit)> {
+    ) -> Option<(&Rule<St::Handle>, usize, usize, &Limit)> {
         let mut offset = 0;
         for (rule, &tier) in self.rules.iter().zip(tiers) {
             let limits = rule.plans.tiers()[tier].limits();
             if position < offset + limits.len() {
-                return Some((rule, tier, &limits[position - offset]));
+                let index = position - offset;
+                return Some((rule, tier, index, &limits[index]));
             }
             offset += limits.len();
         }
         None
     }
 
-    /// The rate-limit fields for a decision.
-    fn fields(&self, decision: &Decision, tiers: &[usize]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
+    /// `RateLimit-Policy`: the items of every tier charged.
+    fn policy_field(&self, tiers: &[usize]) -> HeaderValue {
+        if let ([rule], [tier]) = (self.rules.as_slice(), tiers) {
+            return rule.policy_items[*tier].clone();
+        }
         let mut policy = BytesMut::new();
         for (rule, &tier) in self.rules.iter().zip(tiers) {
             if !policy.is_empty() {
                 policy.put_slice(b", ");
             }
-            policy.put_slice(&rule.policy_items[tier]);
+            policy.put_slice(rule.policy_items[tier].as_bytes());
         }
-        if let Ok(value) = HeaderValue::from_maybe_shared(policy.freeze()) {
-            headers.insert(RATELIMIT_POLICY.clone(), value);
-        }
-        if let Some((_, _, limit)) = self.locate(decision.policy(), tiers) {
-            if let Some(value) =
-                fields::ratelimit_item(limit.name(), decision.remaining(), decision.reset_nanos())
-            {
-                headers.insert(RATELIMIT.clone(), value);
-            }
-        }
-        if !decision.is_allowed() && !decision.is_impossible() {
-            headers.insert(
-                RETRY_AFTER,
-                fields::number(fields::retry_after_secs(decision.retry_after_nanos())),
-            );
-        }
-        if self.legacy_headers && decision.policy() != usize::MAX {
-            headers.insert(X_LIMIT.clone(), fields::number(decision.limit()));
-            headers.insert(X_REMAINING.clone(), fields::number(decision.remaining()));
-            headers.insert(
-                X_RESET.clone(),
-                fields::number(fields::ceil_secs(decision.reset_nanos())),
-            );
-        }
+        HeaderValue::from_maybe_shared(policy.freeze())
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    /// The rate-limit fields for a decision.
+    fn fields(&self, decision: &Decision, tiers: &[usize]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let limit = self
+            .locate(decision.policy(), tiers)
+            .map(|(_, _, _, limit)| limit);
+        answer::insert_fields(
+            &mut headers,
+            self.policy_field(tiers),
+            limit,
+            decision,
+            self.legacy_headers,
+        );
         headers
     }
 }

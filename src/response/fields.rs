@@ -62,13 +62,6 @@ pub(crate) fn ratelimit_item(name: &str, remaining: u64, reset: Nanos) -> Option
     HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
 }
 
-/// A header value holding a decimal number.
-pub(crate) fn number(n: u64) -> HeaderValue {
-    let mut buf = itoa::Buffer::new();
-    // Digits are always a valid header value.
-    HeaderValue::from_str(buf.format(n)).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,14 +13,15 @@
 //! [`RateLimitLayer::on_reject`](crate::RateLimitLayer::on_reject) replaces
 //! the default answer with a closure of yours that gets a [`Rejection`].
 
+pub(crate) mod answer;
 pub(crate) mod fields;
 mod problem;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use self::problem::{Problem, PROBLEM_JSON};
+use self::problem::Problem;
 use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::key::KeyError;
@@ -50,6 +51,7 @@ pub struct RateLimited<'a> {
     /// The rate-limit fields (`RateLimit-Policy`, `RateLimit`, `Retry-After`
     /// and, when enabled, the legacy ones) the default answer carries.
     pub headers: &'a HeaderMap,
+    pub(crate) text: &'a answer::PolicyText,
 }
 
 impl Rejection<'_> {
@@ -65,73 +67,28 @@ impl Rejection<'_> {
     /// The default answer.
     pub fn to_response(&self) -> Response<Bytes> {
         let status = self.status();
-        let (headers, body) = match self {
-            Rejection::RateLimited(r) => (Some(r.headers), rate_limited_body(r)),
-            Rejection::Key(e) => (
-                None,
-                Problem::new(status)
-                    .string("detail", &e.to_string())
-                    .finish(),
-            ),
-            Rejection::Store(e) => (
-                None,
-                Problem::new(status)
-                    .string("detail", &format!("rate limiting is unavailable: {e}"))
-                    .finish(),
-            ),
+        let body = match self {
+            Rejection::RateLimited(r) => answer::body(r.text, r.policy, r.decision),
+            Rejection::Key(e) => Problem::new(status)
+                .string("detail", &e.to_string())
+                .finish(),
+            Rejection::Store(e) => Problem::new(status)
+                .string("detail", &format!("rate limiting is unavailable: {e}"))
+                .finish(),
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
         let h = response.headers_mut();
-        if let Some(headers) = headers {
-            h.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        if let Rejection::Store(_) = self {
-            h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        h.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
-    }
-}
-
-fn rate_limited_body(r: &RateLimited<'_>) -> Bytes {
-    let quota = r.policy.quota();
-    let mut detail = format!("Rate limit \"{}\" exceeded", r.policy.name());
-    let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS);
-    match r.decision.retry_after() {
-        Some(wait) => {
-            detail.push_str(&format!(
-                "; retry in {} s.",
-                fields::retry_after_secs(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX))
-            ));
-            problem = problem.string("detail", &detail);
-            problem = problem
-                .string("policy", r.policy.name())
-                .string("tier", r.tier);
-            problem = problem.strings("violated_policies", [r.policy.name()]);
-            problem = problem.number("limit", quota.count());
-            if quota.period_nanos() > 0 {
-                problem = problem.number("window_seconds", fields::ceil_secs(quota.period_nanos()));
+        match self {
+            Rejection::RateLimited(r) => {
+                h.extend(r.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            problem
-                .number("remaining", r.decision.remaining())
-                .number(
-                    "retry_after_ms",
-                    u64::try_from(wait.as_nanos().div_ceil(1_000_000))
-                        .unwrap_or(u64::MAX)
-                        .max(1),
-                )
-                .finish()
+            Rejection::Store(_) => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Rejection::Key(_) => {}
         }
-        None => {
-            detail.push_str(": the request costs more than the limit allows at once.");
-            problem
-                .string("detail", &detail)
-                .string("policy", r.policy.name())
-                .string("tier", r.tier)
-                .number("limit", quota.count())
-                .finish()
-        }
+        answer::insert_problem_headers(h);
+        response
     }
 }

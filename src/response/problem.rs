@@ -58,6 +58,11 @@ impl Problem {
         self.out.push(':');
     }
 
+    /// The object so far, left open for more members.
+    pub(crate) fn unfinished(self) -> Bytes {
+        Bytes::from(self.out)
+    }
+
     pub(crate) fn finish(mut self) -> Bytes {
         self.out.push('}');
         Bytes::from(self.out)

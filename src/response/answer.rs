@@ -1,0 +1,133 @@
+//! The 429 answer, built from text written once per policy.
+//!
+//! Everything about a policy that does not change between requests (its
+//! name, tier, quota and window, and the `RateLimit-Policy` items of its
+//! tier) is written when the layer is built. A refusal then only writes its
+//! own numbers: `RateLimit`, `Retry-After` and the end of the body.
+
+use bytes::Bytes;
+use http::header::{HeaderName, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use super::fields;
+use super::problem::{Problem, PROBLEM_JSON};
+use crate::decision::Decision;
+use crate::limit::Limit;
+
+pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub(crate) static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub(crate) static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+pub(crate) static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The fixed text of one policy's refusals.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyText {
+    /// The problem body up to its per-request members, without the closing brace.
+    problem_prefix: Bytes,
+}
+
+impl PolicyText {
+    pub(crate) fn new(limit: &Limit, tier: &str) -> Self {
+        let quota = limit.quota();
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS)
+            .string("policy", limit.name())
+            .string("tier", tier)
+            .strings("violated_policies", [limit.name()])
+            .number("limit", quota.count());
+        if quota.period_nanos() > 0 {
+            problem = problem.number("window_seconds", fields::ceil_secs(quota.period_nanos()));
+        }
+        Self {
+            problem_prefix: problem.unfinished(),
+        }
+    }
+}
+
+/// The problem body of a refusal by `limit`.
+pub(crate) fn body(text: &PolicyText, limit: &Limit, decision: &Decision) -> Bytes {
+    let prefix = &text.problem_prefix;
+    let mut out = Vec::with_capacity(prefix.len() + limit.name().len() + 112);
+    out.extend_from_slice(prefix);
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b",\"remaining\":");
+    out.extend_from_slice(n.format(decision.remaining()).as_bytes());
+    match decision.retry_after() {
+        Some(wait) => {
+            let millis = u64::try_from(wait.as_nanos().div_ceil(1_000_000))
+                .unwrap_or(u64::MAX)
+                .max(1);
+            out.extend_from_slice(b",\"retry_after_ms\":");
+            out.extend_from_slice(n.format(millis).as_bytes());
+            out.extend_from_slice(b",\"detail\":\"Rate limit \\\"");
+            out.extend_from_slice(limit.name().as_bytes());
+            out.extend_from_slice(b"\\\" exceeded; retry in ");
+            let secs = fields::retry_after_secs(decision.retry_after_nanos());
+            out.extend_from_slice(n.format(secs).as_bytes());
+            out.extend_from_slice(b" s.\"}");
+        }
+        None => {
+            out.extend_from_slice(b",\"detail\":\"Rate limit \\\"");
+            out.extend_from_slice(limit.name().as_bytes());
+            out.extend_from_slice(
+                b"\\\" exceeded: the request costs more than the limit allows at once.\"}",
+            );
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Writes the rate-limit fields of `decision` into `headers`.
+pub(crate) fn insert_fields(
+    headers: &mut HeaderMap,
+    policy: HeaderValue,
+    limit: Option<&Limit>,
+    decision: &Decision,
+    legacy: bool,
+) {
+    headers.insert(RATELIMIT_POLICY.clone(), policy);
+    if let Some(limit) = limit {
+        if let Some(value) =
+            fields::ratelimit_item(limit.name(), decision.remaining(), decision.reset_nanos())
+        {
+            headers.insert(RATELIMIT.clone(), value);
+        }
+    }
+    if !decision.is_allowed() && !decision.is_impossible() {
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from(fields::retry_after_secs(decision.retry_after_nanos())),
+        );
+    }
+    if legacy && limit.is_some() {
+        headers.insert(X_LIMIT.clone(), HeaderValue::from(decision.limit()));
+        headers.insert(X_REMAINING.clone(), HeaderValue::from(decision.remaining()));
+        headers.insert(
+            X_RESET.clone(),
+            HeaderValue::from(fields::ceil_secs(decision.reset_nanos())),
+        );
+    }
+}
+
+/// Sets the media type and caching of a problem answer.
+pub(crate) fn insert_problem_headers(headers: &mut HeaderMap) {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The default 429 answer, written straight into its response.
+pub(crate) fn too_many_requests(
+    text: &PolicyText,
+    policy: HeaderValue,
+    limit: &Limit,
+    decision: &Decision,
+    legacy: bool,
+) -> Response<Bytes> {
+    let mut response = Response::new(body(text, limit, decision));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.reserve(if legacy { 8 } else { 5 });
+    insert_fields(headers, policy, Some(limit), decision, legacy);
+    insert_problem_headers(headers);
+    response
+}
