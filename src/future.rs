@@ -55,10 +55,11 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    pub(crate) fn answered(response: Box<Response<Bytes>>) -> Self {
+    /// The layer's own answer, boxed so the admitted path's future stays small.
+    pub(crate) fn answered(response: Response<Bytes>) -> Self {
         Self {
             state: State::Answered {
-                response: Some(Box::new((*response).map(ResponseBody::answer))),
+                response: Some(Box::new(response.map(ResponseBody::answer))),
             },
         }
     }

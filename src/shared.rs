@@ -67,8 +67,8 @@ pub(crate) enum Conclusion {
         permits: Permits,
         headers: Option<Box<HeaderMap>>,
     },
-    /// Answer this instead (boxed: the admitted path stays small).
-    Answer(Box<Response<Bytes>>),
+    /// Answer this instead.
+    Answer(Response<Bytes>),
 }
 
 pub(crate) enum Evaluation<F> {
@@ -173,7 +173,7 @@ impl<St: Store> Shared<St> {
                 }))
             }
         };
-        Conclusion::Answer(Box::new(response))
+        Conclusion::Answer(response)
     }
 
     fn refuse_key(&self, error: &KeyError) -> Conclusion {
@@ -197,11 +197,11 @@ impl<St: Store> Shared<St> {
         }
     }
 
-    fn answer(&self, rejection: &Rejection<'_>) -> Box<Response<Bytes>> {
-        Box::new(match &self.on_reject {
+    fn answer(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        match &self.on_reject {
             Some(custom) => custom(rejection),
             None => rejection.to_response(),
-        })
+        }
     }
 
     /// The rule, tier and limit of the charge at `position`.
