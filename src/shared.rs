@@ -81,6 +81,9 @@ impl<St: Store> Shared<St> {
     #[inline]
     pub(crate) fn evaluate<B>(&self, request: &Request<B>) -> Evaluation<St::Future> {
         let info = RequestInfo::new(request);
+        if let [rule] = self.rules.as_slice() {
+            return self.evaluate_one(rule, &info);
+        }
         let mut keys: SmallVec<[Key<'_>; 2]> = SmallVec::new();
         let mut tiers: Tiers = SmallVec::new();
         for rule in &self.rules {
@@ -101,6 +104,35 @@ impl<St: Store> Shared<St> {
             }
         }
         match self.store.check(&charges) {
+            Checked::Ready(result) => Evaluation::Done(self.conclude(result, &tiers)),
+            Checked::Pending(future) => Evaluation::Pending(future, tiers),
+        }
+    }
+
+    /// [`evaluate`](Self::evaluate) for the common layer of one rule: no
+    /// staging of keys, and a single limit charged straight from the stack.
+    #[inline]
+    fn evaluate_one(
+        &self,
+        rule: &Rule<St::Handle>,
+        info: &RequestInfo<'_>,
+    ) -> Evaluation<St::Future> {
+        let (key, tier) = match rule.extractor.extract(info) {
+            Ok(identity) => identity.into_parts(),
+            Err(error) => return Evaluation::Done(self.refuse_key(&error)),
+        };
+        let tier = rule.plans.index_of(tier.as_ref().map(|t| t.as_str()));
+        let cost = self.cost.as_ref().map_or(1, |cost| cost(info)).max(1);
+        let handles = &rule.handles[tier];
+        let checked = if let [handle] = handles.as_slice() {
+            self.store.check(&[Charge::new(handle, &key, cost)])
+        } else {
+            let charges: SmallVec<[Charge<'_, St::Handle>; 8]> =
+                handles.iter().map(|h| Charge::new(h, &key, cost)).collect();
+            self.store.check(&charges)
+        };
+        let tiers: Tiers = smallvec::smallvec![tier];
+        match checked {
             Checked::Ready(result) => Evaluation::Done(self.conclude(result, &tiers)),
             Checked::Pending(future) => Evaluation::Pending(future, tiers),
         }
