@@ -96,7 +96,7 @@ pub(crate) fn insert_fields(
     if !decision.is_allowed() && !decision.is_impossible() {
         headers.insert(
             RETRY_AFTER,
-            HeaderValue::from(fields::retry_after_secs(decision.retry_after_nanos())),
+            fields::retry_after_value(fields::retry_after_secs(decision.retry_after_nanos())),
         );
     }
     if legacy && limit.is_some() {

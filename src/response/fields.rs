@@ -12,6 +12,8 @@
 //! Policy names are restricted at configuration time to characters that
 //! need no escaping inside an sf-string.
 
+use std::sync::OnceLock;
+
 use http::HeaderValue;
 
 use crate::clock::Nanos;
@@ -22,6 +24,34 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// Whole seconds, rounded up.
 pub(crate) fn ceil_secs(nanos: Nanos) -> u64 {
     nanos.div_ceil(NANOS_PER_SEC)
+}
+
+/// The `Retry-After` value for `secs` seconds: values up to an hour
+/// come from a table made once per process (cloning one costs no
+/// allocation), longer ones are written.
+pub(crate) fn retry_after_value(secs: u64) -> HeaderValue {
+    const TABLE_MAX: usize = 3600;
+    static TABLE: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut text = String::new();
+        let mut bounds = Vec::with_capacity(TABLE_MAX + 1);
+        for n in 0..=TABLE_MAX {
+            let start = text.len();
+            text.push_str(itoa::Buffer::new().format(n));
+            bounds.push((start, text.len()));
+        }
+        // Leaked once (about 14 KiB): static values clone for free.
+        let text: &'static str = Box::leak(text.into_boxed_str());
+        bounds
+            .into_iter()
+            .map(|(a, b)| HeaderValue::from_static(&text[a..b]))
+            .collect()
+    });
+    usize::try_from(secs)
+        .ok()
+        .and_then(|i| table.get(i))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(secs))
 }
 
 /// `Retry-After` delta-seconds: rounded up, never 0.
@@ -74,6 +104,10 @@ mod tests {
         assert_eq!(retry_after_secs(NANOS_PER_SEC), 1);
         assert_eq!(retry_after_secs(NANOS_PER_SEC + 1), 2);
         assert_eq!(ceil_secs(0), 0);
+        assert_eq!(retry_after_value(1), "1");
+        assert_eq!(retry_after_value(300), "300");
+        assert_eq!(retry_after_value(3601), "3601");
+        assert_eq!(retry_after_value(86_400), "86400");
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod problem;
 
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 
 use self::problem::Problem;
 use crate::decision::Decision;
@@ -84,7 +84,7 @@ impl Rejection<'_> {
                 h.extend(r.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             Rejection::Store(_) => {
-                h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                h.insert(RETRY_AFTER, fields::retry_after_value(1));
             }
             Rejection::Key(_) => {}
         }
