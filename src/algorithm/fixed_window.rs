@@ -1,6 +1,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cell::update_u64;
+use super::divisor::Divisor;
 use super::{Algorithm, Outcome, RETRY_NEVER};
 use crate::clock::Nanos;
 use crate::quota::Quota;
@@ -13,6 +14,7 @@ use crate::quota::Quota;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedWindow {
     period: u64,
+    per_period: Divisor,
     limit: u64,
 }
 
@@ -27,8 +29,10 @@ fn pack(window: u32, used: u64) -> u64 {
 impl FixedWindow {
     /// The fixed window for a rate quota (its burst is not used).
     pub fn new(quota: &Quota) -> Self {
+        let period = quota.period_nanos().max(1);
         Self {
-            period: quota.period_nanos().max(1),
+            period,
+            per_period: Divisor::new(period),
             limit: quota.count().min(u64::from(u32::MAX)),
         }
     }
@@ -36,7 +40,7 @@ impl FixedWindow {
     /// The pure step over the packed state.
     #[inline]
     pub fn step(&self, word: u64, now: Nanos, cost: u64) -> (Outcome, Option<u64>) {
-        let mut index = now / self.period;
+        let mut index = self.per_period.div(now);
         let mut window = index as u32;
         let (stored, used) = unpack(word);
         // A concurrent caller that read a later clock may already have moved
@@ -92,7 +96,7 @@ impl Algorithm for FixedWindow {
     }
 
     fn refund(&self, state: &AtomicU64, charged_at: Nanos, cost: u64) {
-        let window = (charged_at / self.period) as u32;
+        let window = self.per_period.div(charged_at) as u32;
         update_u64(state, |word| {
             let (stored, used) = unpack(word);
             if stored != window || used == 0 {
@@ -104,7 +108,7 @@ impl Algorithm for FixedWindow {
 
     fn is_idle(&self, state: &AtomicU64, now: Nanos) -> bool {
         let (stored, used) = unpack(state.load(Ordering::Acquire));
-        used == 0 || stored != (now / self.period) as u32
+        used == 0 || stored != self.per_period.div(now) as u32
     }
 }
 

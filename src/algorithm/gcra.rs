@@ -1,6 +1,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cell::update_u64;
+use super::divisor::Divisor;
 use super::{Algorithm, Outcome, RETRY_NEVER};
 use crate::clock::Nanos;
 use crate::quota::Quota;
@@ -16,6 +17,8 @@ use crate::quota::Quota;
 pub struct Gcra {
     /// Emission interval T in nanoseconds.
     interval: u64,
+    /// Divides by T.
+    per_interval: Divisor,
     /// Capacity `burst·T` in nanoseconds.
     capacity: u64,
     limit: u64,
@@ -29,6 +32,7 @@ impl Gcra {
         let burst = quota.burst().max(1);
         Self {
             interval,
+            per_interval: Divisor::new(interval),
             capacity: interval.saturating_mul(burst),
             limit: quota.count(),
             burst,
@@ -42,7 +46,7 @@ impl Gcra {
         let base = tat.max(now);
         // A concurrent caller may have read a slightly later clock: saturate.
         let horizon = now.saturating_add(self.capacity);
-        let available = horizon.saturating_sub(base) / self.interval;
+        let available = self.per_interval.div(horizon.saturating_sub(base));
         if cost > self.burst {
             let reset = base - now;
             return (
@@ -53,7 +57,7 @@ impl Gcra {
         // cost <= burst, so cost * interval <= capacity: no overflow.
         let next = base + cost * self.interval;
         if next <= horizon {
-            let remaining = (horizon - next) / self.interval;
+            let remaining = self.per_interval.div(horizon - next);
             (
                 Outcome::allow(self.limit, remaining, next - now),
                 Some(next),
@@ -88,7 +92,11 @@ impl Algorithm for Gcra {
             }
             match state.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    return Outcome::allow(self.limit, (horizon - next) / self.interval, next - now)
+                    return Outcome::allow(
+                        self.limit,
+                        self.per_interval.div(horizon - next),
+                        next - now,
+                    )
                 }
                 Err(actual) => tat = actual,
             }

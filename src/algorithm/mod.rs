@@ -31,6 +31,7 @@
 
 mod cell;
 mod concurrency;
+mod divisor;
 mod fixed_window;
 mod gcra;
 mod kind;
