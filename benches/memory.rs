@@ -20,6 +20,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -33,8 +34,12 @@ use tollgate::key::Key;
 use tollgate::store::{Charge, Checked, MemoryHandle, MemoryStore, Store};
 use tollgate::{Limit, Quota};
 
-/// Distinct keys inserted per case.
+/// Distinct keys inserted per case under `cargo bench`.
 const KEYS: usize = 1_000_000;
+
+/// Distinct keys per case when run without `--bench` (`cargo test
+/// --all-targets` runs this binary once as a smoke test).
+const SMOKE_KEYS: usize = 10_000;
 
 /// The issue's goal: state and overhead per key beyond the key's own bytes.
 const GOAL_BYTES: f64 = 64.0;
@@ -180,17 +185,22 @@ struct Keys {
 }
 
 impl Keys {
-    fn build() -> Self {
-        let strings: Vec<String> = (0..KEYS).map(api_key).collect();
+    fn build(n: usize) -> Self {
+        let strings: Vec<String> = (0..n).map(api_key).collect();
         assert!(strings.iter().all(|k| k.len() == API_KEY_LEN));
         let extra_string = "ak_not_a_bench_key".to_string() + "x";
         assert_eq!(extra_string.len(), API_KEY_LEN);
         Self {
             strings,
-            ips: (0..KEYS).map(ipv4).collect(),
+            ips: (0..n).map(ipv4).collect(),
             extra_string,
             extra_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         }
+    }
+
+    /// Keys of each type.
+    fn n(&self) -> usize {
+        self.strings.len()
     }
 }
 
@@ -242,7 +252,7 @@ fn insert_all<C: Clock>(
     keys: &Keys,
     key_type: KeyType,
 ) {
-    for i in 0..KEYS {
+    for i in 0..keys.n() {
         let allowed = match key_type {
             KeyType::ApiKey => {
                 let key = Key::borrowed(keys.strings[i].as_bytes(), "bench").unwrap();
@@ -254,31 +264,10 @@ fn insert_all<C: Clock>(
     }
 }
 
-fn governor_insert_all<C>(
-    limiter: &governor::RateLimiter<String, governor::state::keyed::DashMapStateStore<String>, C>,
-    keys: &[String],
-) where
-    C: governor::clock::Clock,
-{
+/// Checks every key once through `check`, which answers whether it was admitted.
+fn governor_insert_all<K>(keys: &[K], check: impl Fn(&K) -> bool) {
     for (i, key) in keys.iter().enumerate() {
-        assert!(
-            limiter.check_key(key).is_ok(),
-            "key {i} was refused on its first check"
-        );
-    }
-}
-
-fn governor_insert_ips<C>(
-    limiter: &governor::RateLimiter<IpAddr, governor::state::keyed::DashMapStateStore<IpAddr>, C>,
-    keys: &[IpAddr],
-) where
-    C: governor::clock::Clock,
-{
-    for (i, key) in keys.iter().enumerate() {
-        assert!(
-            limiter.check_key(key).is_ok(),
-            "key {i} was refused on its first check"
-        );
+        assert!(check(key), "key {i} was refused on its first check");
     }
 }
 
@@ -308,13 +297,14 @@ struct Row {
     store: &'static str,
     algorithm: &'static str,
     key_type: KeyType,
+    keys: usize,
     insertion: Insertion,
     eviction: Eviction,
 }
 
 impl Row {
     fn bytes_per_key(&self) -> f64 {
-        self.insertion.bytes as f64 / KEYS as f64
+        self.insertion.bytes as f64 / self.keys as f64
     }
 
     fn overhead_per_key(&self) -> f64 {
@@ -327,11 +317,11 @@ fn tollgate_insertion(kind: &str, keys: &Keys, key_type: KeyType) -> Insertion {
     let limit = limit(kind);
     let mark = Mark::now();
     let started = Instant::now();
-    let store = MemoryStore::builder().max_keys(KEYS + 1).build();
+    let store = MemoryStore::builder().max_keys(keys.n() + 1).build();
     let handle = store.bind(&limit);
     insert_all(&store, &handle, keys, key_type);
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(store.len(), KEYS, "{kind}: every key tracked");
+    assert_eq!(store.len(), keys.n(), "{kind}: every key tracked");
     let insertion = Insertion {
         bytes: mark.held(),
         peak: mark.peak(),
@@ -351,12 +341,12 @@ fn tollgate_eviction(kind: &str, keys: &Keys, key_type: KeyType) -> Eviction {
     let mark = Mark::now();
     let store = MemoryStore::builder()
         .clock(clock.clone())
-        .max_keys(KEYS + 1)
+        .max_keys(keys.n() + 1)
         .idle_sweep_every(Duration::from_secs(1))
         .build();
     let handle = store.bind(&limit);
     insert_all(&store, &handle, keys, key_type);
-    assert_eq!(store.len(), KEYS, "{kind}: every key tracked");
+    assert_eq!(store.len(), keys.n(), "{kind}: every key tracked");
     let bytes = mark.held();
 
     clock.advance(PERIOD * IDLE_AFTER);
@@ -370,7 +360,6 @@ fn tollgate_eviction(kind: &str, keys: &Keys, key_type: KeyType) -> Eviction {
         keys_left, 1,
         "{kind}: the automatic sweep leaves only the new key"
     );
-    assert_eq!(store.sweep(), 0, "{kind}: nothing left to sweep");
     let retained = mark.held();
 
     drop(handle);
@@ -384,74 +373,48 @@ fn tollgate_eviction(kind: &str, keys: &Keys, key_type: KeyType) -> Eviction {
     }
 }
 
-fn governor_insertion(keys: &Keys, key_type: KeyType) -> Insertion {
+/// governor's keyed limiter on its default clock: the bytes per key.
+fn governor_insertion<K: Hash + Eq + Clone>(keys: &[K]) -> Insertion {
     let mark = Mark::now();
     let started = Instant::now();
-    let (len, insertion) = match key_type {
-        KeyType::ApiKey => {
-            let limiter = governor::RateLimiter::<String, _, _>::keyed(governor_quota());
-            governor_insert_all(&limiter, &keys.strings);
-            let seconds = started.elapsed().as_secs_f64();
-            (limiter.len(), (mark.held(), mark.peak(), seconds))
-        }
-        KeyType::Ipv4 => {
-            let limiter = governor::RateLimiter::<IpAddr, _, _>::keyed(governor_quota());
-            governor_insert_ips(&limiter, &keys.ips);
-            let seconds = started.elapsed().as_secs_f64();
-            (limiter.len(), (mark.held(), mark.peak(), seconds))
-        }
-    };
-    assert_eq!(len, KEYS, "governor: every key tracked");
-    Insertion {
-        bytes: insertion.0,
-        peak: insertion.1,
+    let limiter = governor::RateLimiter::keyed(governor_quota());
+    governor_insert_all(keys, |k| limiter.check_key(k).is_ok());
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(limiter.len(), keys.len(), "governor: every key tracked");
+    let insertion = Insertion {
+        bytes: mark.held(),
+        peak: mark.peak(),
         allocations: mark.allocations(),
-        seconds: insertion.2,
-    }
+        seconds,
+    };
+    drop(limiter);
+    insertion
 }
 
-fn governor_eviction(keys: &Keys, key_type: KeyType) -> Eviction {
+/// governor on a fake clock: every key goes idle, then `retain_recent`.
+fn governor_eviction<K: Hash + Eq + Clone>(keys: &[K]) -> Eviction {
     let clock = FakeRelativeClock::default();
     let mark = Mark::now();
-    // The same steps for either key type, on limiters of different types.
-    macro_rules! run {
-        ($limiter:expr, $insert:expr) => {{
-            let limiter = $limiter;
-            $insert(&limiter);
-            assert_eq!(limiter.len(), KEYS, "governor: every key tracked");
-            let bytes = mark.held();
-            clock.advance(PERIOD * IDLE_AFTER);
-            limiter.retain_recent();
-            let keys_left = limiter.len();
-            assert_eq!(keys_left, 0, "governor: retain_recent drops idle keys");
-            let retained = mark.held();
-            limiter.shrink_to_fit();
-            let after_shrink = mark.held();
-            drop(limiter);
-            Eviction {
-                bytes,
-                keys_left,
-                retained,
-                after_shrink: Some(after_shrink),
-                after_drop: mark.held(),
-            }
-        }};
-    }
-    match key_type {
-        KeyType::ApiKey => run!(
-            governor::RateLimiter::<String, _, _>::dashmap_with_clock(
-                governor_quota(),
-                clock.clone()
-            ),
-            |l: &_| governor_insert_all(l, &keys.strings)
-        ),
-        KeyType::Ipv4 => run!(
-            governor::RateLimiter::<IpAddr, _, _>::dashmap_with_clock(
-                governor_quota(),
-                clock.clone()
-            ),
-            |l: &_| governor_insert_ips(l, &keys.ips)
-        ),
+    let limiter = governor::RateLimiter::dashmap_with_clock(governor_quota(), clock.clone());
+    governor_insert_all(keys, |k| limiter.check_key(k).is_ok());
+    assert_eq!(limiter.len(), keys.len(), "governor: every key tracked");
+    let bytes = mark.held();
+
+    clock.advance(PERIOD * IDLE_AFTER);
+    limiter.retain_recent();
+    let keys_left = limiter.len();
+    assert_eq!(keys_left, 0, "governor: retain_recent drops idle keys");
+    let retained = mark.held();
+    limiter.shrink_to_fit();
+    let after_shrink = mark.held();
+
+    drop(limiter);
+    Eviction {
+        bytes,
+        keys_left,
+        retained,
+        after_shrink: Some(after_shrink),
+        after_drop: mark.held(),
     }
 }
 
@@ -516,7 +479,7 @@ fn report(rows: &[Row]) -> String {
     let _ = writeln!(out, "\nDetails:\n");
     let _ = writeln!(
         out,
-        "| store | algorithm | key type | peak/key during insertion | allocations/key \
+        "| store | algorithm | key type | peak/key during insertion | allocations/key (incl. freed) \
          | insert time | bytes/key (eviction pass clock) | after shrink_to_fit | after drop |"
     );
     let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|");
@@ -527,10 +490,10 @@ fn report(rows: &[Row]) -> String {
             r.store,
             r.algorithm,
             r.key_type.name(),
-            r.insertion.peak as f64 / KEYS as f64,
-            r.insertion.allocations as f64 / KEYS as f64,
+            r.insertion.peak as f64 / r.keys as f64,
+            r.insertion.allocations as f64 / r.keys as f64,
             r.insertion.seconds,
-            r.eviction.bytes as f64 / KEYS as f64,
+            r.eviction.bytes as f64 / r.keys as f64,
             r.eviction
                 .after_shrink
                 .map_or_else(|| "n/a".to_string(), mib),
@@ -563,7 +526,7 @@ fn json(rows: &[Row]) -> String {
                 "store": r.store,
                 "algorithm": r.algorithm,
                 "key_type": r.key_type.name(),
-                "keys": KEYS,
+                "keys": r.keys,
                 "bytes_per_key": r.bytes_per_key(),
                 "overhead_per_key": r.overhead_per_key(),
                 "keys_after_eviction": r.eviction.keys_left,
@@ -582,18 +545,22 @@ fn output_path() -> PathBuf {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter or `--list` from a test
-    // harness run has nothing to do here.
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo bench` passes `--bench`; without it (`cargo test --all-targets`)
+    // this is a quick smoke run that writes no results.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
         return;
     }
+    let bench = args.iter().any(|a| a == "--bench");
+    let n = if bench { KEYS } else { SMOKE_KEYS };
     let started = Instant::now();
-    println!("# tollgate memory per key ({KEYS} distinct keys per case)\n");
+    println!("# tollgate memory per key ({n} distinct keys per case)\n");
     println!("{}", machine());
     println!(
-        "bytes: requested from the allocator (a counting GlobalAlloc), growth over a \
-         baseline taken after the key strings were built, / {KEYS}. The key's own bytes \
-         are {API_KEY_LEN} for an API key string, 0 for an IPv4 address (stored inline)."
+        "bytes: requested from the allocator (a counting GlobalAlloc; not the \
+         allocator's own rounding or headers), growth over a baseline taken after the \
+         key strings were built, / {n}. The key's own bytes are {API_KEY_LEN} for an \
+         API key string, 0 for an IPv4 address (stored inline)."
     );
 
     // Warm up once-only globals (clock calibration, DashMap's shard count)
@@ -606,7 +573,7 @@ fn main() {
         assert!(limiter.check_key(&ipv4(0)).is_ok());
     }
 
-    let keys = Keys::build();
+    let keys = Keys::build(n);
     let mut rows = Vec::new();
     for key_type in [KeyType::ApiKey, KeyType::Ipv4] {
         for kind in ALGORITHMS {
@@ -614,16 +581,25 @@ fn main() {
                 store: "tollgate",
                 algorithm: kind,
                 key_type,
+                keys: n,
                 insertion: tollgate_insertion(kind, &keys, key_type),
                 eviction: tollgate_eviction(kind, &keys, key_type),
             });
         }
+        let (insertion, eviction) = match key_type {
+            KeyType::ApiKey => (
+                governor_insertion(&keys.strings),
+                governor_eviction(&keys.strings),
+            ),
+            KeyType::Ipv4 => (governor_insertion(&keys.ips), governor_eviction(&keys.ips)),
+        };
         rows.push(Row {
             store: "governor",
             algorithm: "gcra",
             key_type,
-            insertion: governor_insertion(&keys, key_type),
-            eviction: governor_eviction(&keys, key_type),
+            keys: n,
+            insertion,
+            eviction,
         });
     }
     drop(keys);
@@ -636,16 +612,18 @@ fn main() {
          that new one). governor's runs on `FakeRelativeClock` and calls \
          `retain_recent()`. \"bytes retained\" is what is still held beyond the \
          baseline: DashMap keeps its table capacity after removals. governor clones \
-         each String key into its map (24-byte String in the slot + 19 bytes on the \
-         heap); tollgate copies a byte key into a Box<[u8]> (16 bytes + 19 on the heap)."
+         each String key into its map (a 24-byte String in the slot + 19 bytes on the \
+         heap); tollgate copies a byte key into a Box<[u8]> (16 bytes in the slot + 19 \
+         on the heap)."
     );
 
-    let path = output_path();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, json(&rows)).unwrap();
-    println!(
-        "\nwrote {} ({:.1} s)",
-        path.display(),
-        started.elapsed().as_secs_f64()
-    );
+    if bench {
+        let path = output_path();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, json(&rows)).unwrap();
+        println!("\nwrote {}", path.display());
+    } else {
+        println!("\nsmoke run (no --bench): no results written");
+    }
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
 }
