@@ -23,14 +23,16 @@ type Hasher = foldhash::fast::RandomState;
 /// collide with an address, and IP lookups never touch the heap.
 pub(crate) struct Keyed<A: Algorithm> {
     algorithm: A,
-    ips: DashMap<u128, A::State, Hasher>,
+    ips: DashMap<[u8; 16], A::State, Hasher>,
     bytes: DashMap<Box<[u8]>, A::State, Hasher>,
 }
 
-fn ip_bits(ip: IpAddr) -> u128 {
+/// An address as 16 bytes (IPv4 mapped into IPv6): a byte array, not a
+/// `u128`, so a map slot needs no 16-byte alignment.
+fn ip_bits(ip: IpAddr) -> [u8; 16] {
     match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
     }
 }
 
@@ -125,6 +127,14 @@ impl<A: Algorithm> Keyed<A> {
         };
         self.ips.retain(|_, s| keep(s));
         self.bytes.retain(|_, s| keep(s));
+        // A map keeps its capacity after removals: give memory back once
+        // most of it stands empty.
+        if self.ips.capacity() > 4 * self.ips.len().max(1024) {
+            self.ips.shrink_to_fit();
+        }
+        if self.bytes.capacity() > 4 * self.bytes.len().max(1024) {
+            self.bytes.shrink_to_fit();
+        }
         removed
     }
 
