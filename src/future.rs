@@ -36,7 +36,7 @@ pin_project! {
             headers: Option<Box<HeaderMap>>,
         },
         Answered {
-            response: Option<Response<ResponseBody<B>>>,
+            response: Option<Box<Response<Bytes>>>,
         },
         Waiting {
             future: Boxed<B, E>,
@@ -55,11 +55,11 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    /// The layer's own answer.
-    pub(crate) fn answered(response: Response<Bytes>) -> Self {
+    /// The layer's own answer, boxed so the admitted path's future stays small.
+    pub(crate) fn answered(response: Box<Response<Bytes>>) -> Self {
         Self {
             state: State::Answered {
-                response: Some(response.map(ResponseBody::answer)),
+                response: Some(response),
             },
         }
     }
@@ -104,7 +104,7 @@ where
                 Poll::Ready(Ok(finish(response, permits, headers.take())))
             }
             StateProj::Answered { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
+                Some(response) => Poll::Ready(Ok((*response).map(ResponseBody::answer))),
                 None => Poll::Pending,
             },
             StateProj::Waiting { future } => future.as_mut().poll(cx),

@@ -99,7 +99,7 @@ where
                             let response = inner.call(request).await?;
                             Ok(finish(response, permits, headers))
                         }
-                        Conclusion::Answer(response) => Ok(response.map(ResponseBody::answer)),
+                        Conclusion::Answer(response) => Ok((*response).map(ResponseBody::answer)),
                     }
                 }))
             }

@@ -67,8 +67,8 @@ pub(crate) enum Conclusion {
         permits: Permits,
         headers: Option<Box<HeaderMap>>,
     },
-    /// Answer this instead.
-    Answer(Response<Bytes>),
+    /// Answer this instead (boxed, so the admitted path moves small values).
+    Answer(Box<Response<Bytes>>),
 }
 
 pub(crate) enum Evaluation<F> {
@@ -205,7 +205,7 @@ impl<St: Store> Shared<St> {
                 }))
             }
         };
-        Conclusion::Answer(response)
+        Conclusion::Answer(Box::new(response))
     }
 
     fn refuse_key(&self, error: &KeyError) -> Conclusion {
@@ -229,11 +229,11 @@ impl<St: Store> Shared<St> {
         }
     }
 
-    fn answer(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        match &self.on_reject {
+    fn answer(&self, rejection: &Rejection<'_>) -> Box<Response<Bytes>> {
+        Box::new(match &self.on_reject {
             Some(custom) => custom(rejection),
             None => rejection.to_response(),
-        }
+        })
     }
 
     /// The rule, tier and limit of the charge at `position`.

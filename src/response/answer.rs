@@ -5,6 +5,8 @@
 //! tier) is written when the layer is built. A refusal then only writes its
 //! own numbers: `RateLimit`, `Retry-After` and the end of the body.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use http::header::{HeaderName, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -115,6 +117,31 @@ pub(crate) fn insert_problem_headers(headers: &mut HeaderMap) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
+/// The header set of a 429, made once: a refusal clones it and writes its
+/// own values into place by position, so no header name is hashed per
+/// refusal. `with_retry` is false only for a cost no wait can satisfy.
+fn template(legacy: bool, with_retry: bool) -> &'static HeaderMap {
+    static TEMPLATES: [OnceLock<HeaderMap>; 4] = [const { OnceLock::new() }; 4];
+    let slot = usize::from(legacy) * 2 + usize::from(with_retry);
+    TEMPLATES[slot].get_or_init(|| {
+        let zero = HeaderValue::from_static("0");
+        let mut headers = HeaderMap::with_capacity(8);
+        // The first three positions are written per refusal, in this order.
+        headers.insert(RATELIMIT_POLICY.clone(), zero.clone());
+        headers.insert(RATELIMIT.clone(), zero.clone());
+        if with_retry {
+            headers.insert(RETRY_AFTER, zero.clone());
+        }
+        if legacy {
+            headers.insert(X_LIMIT.clone(), zero.clone());
+            headers.insert(X_REMAINING.clone(), zero.clone());
+            headers.insert(X_RESET.clone(), zero);
+        }
+        insert_problem_headers(&mut headers);
+        headers
+    })
+}
+
 /// The default 429 answer, written straight into its response.
 pub(crate) fn too_many_requests(
     text: &PolicyText,
@@ -123,11 +150,31 @@ pub(crate) fn too_many_requests(
     decision: &Decision,
     legacy: bool,
 ) -> Response<Bytes> {
+    let with_retry = !decision.is_impossible();
     let mut response = Response::new(body(text, limit, decision));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.reserve(if legacy { 8 } else { 5 });
-    insert_fields(headers, policy, Some(limit), decision, legacy);
-    insert_problem_headers(headers);
+    let mut headers = template(legacy, with_retry).clone();
+    let mut values = headers.values_mut();
+    let mut set = |value: HeaderValue| {
+        if let Some(slot) = values.next() {
+            *slot = value;
+        }
+    };
+    set(policy);
+    set(
+        fields::ratelimit_item(limit.name(), decision.remaining(), decision.reset_nanos())
+            .unwrap_or_else(|| HeaderValue::from_static("")),
+    );
+    if with_retry {
+        set(fields::retry_after_value(fields::retry_after_secs(
+            decision.retry_after_nanos(),
+        )));
+    }
+    if legacy {
+        set(HeaderValue::from(decision.limit()));
+        set(HeaderValue::from(decision.remaining()));
+        set(HeaderValue::from(fields::ceil_secs(decision.reset_nanos())));
+    }
+    *response.headers_mut() = headers;
     response
 }
