@@ -90,6 +90,25 @@ fn a_known_key_is_checked_without_allocating_for_every_algorithm() {
 }
 
 #[test]
+fn a_concurrency_permit_is_taken_and_released_without_allocating() {
+    let store = MemoryStore::new();
+    let quota = Quota::concurrent(1000).expect("quota");
+    let handle = store.bind(&Limit::new("c", quota, AlgorithmKind::Gcra).expect("limit"));
+    let key = Key::ip("192.0.2.9".parse().expect("ip"));
+    let charge = [Charge::new(&handle, &key, 1)];
+    assert!(matches!(store.check(&charge), Checked::Ready(Ok(v)) if v.permits.len() == 1));
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            let Checked::Ready(Ok(verdict)) = store.check(&charge) else {
+                panic!("memory store answers at once");
+            };
+            assert_eq!(verdict.permits.len(), 1);
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
 fn a_multi_limit_check_of_known_keys_does_not_allocate() {
     let store = MemoryStore::new();
     let minute = store.bind(&Limit::new("m", plenty(), AlgorithmKind::Gcra).expect("limit"));

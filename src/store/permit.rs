@@ -2,6 +2,8 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::algorithm::{Algorithm, Concurrency};
 
 /// One held unit of a concurrency limit, given back when dropped.
@@ -55,16 +57,19 @@ impl fmt::Debug for Permit {
 
 /// The permits of one request; released together when dropped.
 ///
-/// Empty (and allocation-free) when no concurrency limit applies.
+/// One permit is held inline: a request under one concurrency limit
+/// allocates nothing for it.
 #[derive(Debug, Default)]
 pub struct Permits {
-    held: Vec<Permit>,
+    held: SmallVec<[Permit; 1]>,
 }
 
 impl Permits {
     /// No permit.
     pub fn none() -> Self {
-        Self { held: Vec::new() }
+        Self {
+            held: SmallVec::new(),
+        }
     }
 
     /// Adds a permit.
