@@ -59,6 +59,7 @@ pub mod response;
 mod rule;
 mod service;
 mod shared;
+pub mod shed;
 pub mod store;
 
 pub use decision::Decision;
@@ -69,3 +70,4 @@ pub use plan::Plans;
 pub use quota::Quota;
 pub use service::RateLimit;
 pub use shared::OnStoreError;
+pub use shed::LoadShedLayer;

@@ -1,0 +1,219 @@
+//! Adaptive concurrency limits: [`Aimd`].
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::codel::nanos;
+use crate::clock::Nanos;
+
+/// An adaptive limit on requests in flight: additive increase,
+/// multiplicative decrease (AIMD, as in TCP congestion control).
+///
+/// Each admitted request ends in one outcome:
+///
+/// - **success**: an answer (any status but 503 and 504) within the latency
+///   threshold;
+/// - **drop**: an answer slower than the threshold (a timeout), a `503
+///   Service Unavailable` or `504 Gateway Timeout` (the service, or what it
+///   calls, is overloaded), or an error from the inner service;
+/// - **ignored**: the caller went away before the answer (a client cancel
+///   says nothing about the service).
+///
+/// Latency is measured from the inner call to the response head; the
+/// outcome counts when the response body ends or drops.
+///
+/// The rule follows Netflix's `concurrency-limits` `AIMDLimit`: a success
+/// adds one while the limit is in use (at least half of it in flight, so an
+/// idle service does not grow its limit without evidence); a drop
+/// multiplies the limit by the backoff ratio (default **0.9**, allowed from
+/// 0.5 up to 1, as there) and takes at least one off; slower than the
+/// threshold (default **5 s**, as there) counts as a drop. The limit stays
+/// within the floor and ceiling given.
+///
+/// The starting limit is the layer's `max_in_flight`, which must lie
+/// between the floor and the ceiling.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::shed::{Aimd, LoadShedLayer};
+///
+/// let layer = LoadShedLayer::builder(20)
+///     .aimd(Aimd::new(4, 200).latency_threshold(Duration::from_millis(500)))
+///     .build()?;
+/// assert_eq!(layer.snapshot().limit, 20);
+/// # Ok::<(), tollgate::shed::ShedConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aimd {
+    min: usize,
+    max: usize,
+    backoff: f64,
+    latency_threshold: Duration,
+}
+
+impl Aimd {
+    /// A limit that moves between `min` (at least 1) and `max`, with a
+    /// backoff of 0.9 and a latency threshold of 5 s.
+    pub const fn new(min: usize, max: usize) -> Self {
+        Self {
+            min,
+            max,
+            backoff: 0.9,
+            latency_threshold: Duration::from_secs(5),
+        }
+    }
+
+    /// What a drop multiplies the limit by (default 0.9; from 0.5 up to,
+    /// not including, 1).
+    #[must_use]
+    pub const fn backoff(mut self, ratio: f64) -> Self {
+        self.backoff = ratio;
+        self
+    }
+
+    /// An answer slower than this counts as a drop (default 5 s).
+    #[must_use]
+    pub const fn latency_threshold(mut self, threshold: Duration) -> Self {
+        self.latency_threshold = threshold;
+        self
+    }
+
+    /// The floor.
+    pub const fn min_limit(&self) -> usize {
+        self.min
+    }
+
+    /// The ceiling.
+    pub const fn max_limit(&self) -> usize {
+        self.max
+    }
+
+    /// The backoff ratio.
+    pub const fn backoff_ratio(&self) -> f64 {
+        self.backoff
+    }
+
+    /// The latency threshold.
+    pub const fn threshold(&self) -> Duration {
+        self.latency_threshold
+    }
+
+    /// Whether the settings hold together with a starting limit of `initial`.
+    pub(crate) fn check(&self, initial: usize) -> Result<(), &'static str> {
+        if self.min == 0 {
+            return Err("the floor must be at least 1");
+        }
+        if self.min > self.max {
+            return Err("the floor is above the ceiling");
+        }
+        if initial < self.min || initial > self.max {
+            return Err("max_in_flight lies outside the floor and ceiling");
+        }
+        if !(0.5..1.0).contains(&self.backoff) {
+            return Err("the backoff ratio must be at least 0.5 and below 1");
+        }
+        if self.latency_threshold.is_zero() {
+            return Err("the latency threshold must be above zero");
+        }
+        Ok(())
+    }
+
+    /// The limit after `outcome`, with `in_flight` requests running
+    /// (counting the one that ended).
+    pub(crate) fn next(&self, limit: usize, in_flight: usize, outcome: Outcome) -> usize {
+        let outcome = match outcome {
+            Outcome::Success { latency } if latency > nanos(self.latency_threshold) => {
+                Outcome::Drop
+            }
+            other => other,
+        };
+        let next = match outcome {
+            Outcome::Success { .. } if in_flight.saturating_mul(2) >= limit => {
+                limit.saturating_add(1)
+            }
+            Outcome::Success { .. } => limit,
+            Outcome::Drop => {
+                // Truncated, and at least one less.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let scaled = (limit as f64 * self.backoff) as usize;
+                scaled.min(limit.saturating_sub(1))
+            }
+        };
+        next.clamp(self.min, self.max)
+    }
+}
+
+/// How an admitted request ended, for the adaptive limit; a request the
+/// caller cancelled has no outcome (it is ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Answered, after `latency` nanoseconds.
+    Success { latency: Nanos },
+    /// Timed out, overloaded or failed.
+    Drop,
+}
+
+impl Outcome {
+    /// The outcome of an answer with `status` after `latency`.
+    pub(crate) fn of(status: StatusCode, latency: Nanos) -> Self {
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => Outcome::Drop,
+            _ => Outcome::Success { latency },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Nanos = 1_000_000;
+
+    #[test]
+    fn success_adds_one_only_while_the_limit_is_used() {
+        let aimd = Aimd::new(2, 12);
+        assert_eq!(aimd.next(10, 5, Outcome::Success { latency: MS }), 11);
+        assert_eq!(aimd.next(10, 4, Outcome::Success { latency: MS }), 10);
+        assert_eq!(aimd.next(12, 12, Outcome::Success { latency: MS }), 12);
+    }
+
+    #[test]
+    fn drop_multiplies_and_takes_at_least_one() {
+        let aimd = Aimd::new(2, 100);
+        assert_eq!(aimd.next(100, 1, Outcome::Drop), 90);
+        assert_eq!(aimd.next(5, 1, Outcome::Drop), 4);
+        assert_eq!(aimd.next(2, 1, Outcome::Drop), 2);
+        let slow = Outcome::Success {
+            latency: 6_000 * MS,
+        };
+        assert_eq!(aimd.next(50, 50, slow), 45);
+    }
+
+    #[test]
+    fn statuses_classify() {
+        assert_eq!(
+            Outcome::of(StatusCode::SERVICE_UNAVAILABLE, 1),
+            Outcome::Drop
+        );
+        assert_eq!(Outcome::of(StatusCode::GATEWAY_TIMEOUT, 1), Outcome::Drop);
+        assert_eq!(
+            Outcome::of(StatusCode::INTERNAL_SERVER_ERROR, 1),
+            Outcome::Success { latency: 1 }
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(Aimd::new(1, 10).check(5).is_ok());
+        assert!(Aimd::new(0, 10).check(5).is_err());
+        assert!(Aimd::new(6, 5).check(5).is_err());
+        assert!(Aimd::new(1, 4).check(5).is_err());
+        assert!(Aimd::new(1, 10).backoff(1.0).check(5).is_err());
+        assert!(Aimd::new(1, 10).backoff(0.4).check(5).is_err());
+        assert!(Aimd::new(1, 10)
+            .latency_threshold(Duration::ZERO)
+            .check(5)
+            .is_err());
+    }
+}
