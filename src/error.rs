@@ -73,6 +73,13 @@ pub enum ConfigError {
     /// A plan file that could not be read or parsed.
     #[error("plan file: {0}")]
     File(String),
+    /// A store setting that cannot work: an unreadable connection URL, a key
+    /// prefix with hash-tag braces, a zero timeout.
+    #[error("store: {reason}")]
+    Store {
+        /// What is wrong (never the URL itself, which may carry a password).
+        reason: String,
+    },
 }
 
 /// Why a store could not answer a check.

@@ -87,7 +87,7 @@ impl Unit {
     /// unit dividing it and a multiplier.
     pub(super) fn canonical(millis: u64) -> (u64, Unit) {
         for unit in Unit::LARGEST_FIRST {
-            if millis % unit.millis() == 0 {
+            if millis.is_multiple_of(unit.millis()) {
                 return (millis / unit.millis(), unit);
             }
         }
@@ -110,7 +110,7 @@ pub(super) struct PeriodText(pub(super) Duration);
 
 impl fmt::Display for PeriodText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let whole_millis = self.0.subsec_nanos() % 1_000_000 == 0;
+        let whole_millis = self.0.subsec_nanos().is_multiple_of(1_000_000);
         match u64::try_from(self.0.as_millis()) {
             Ok(millis) if whole_millis && millis > 0 => match Unit::canonical(millis) {
                 (1, unit) => write!(f, "1 {}", unit.name()),

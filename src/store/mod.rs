@@ -26,7 +26,13 @@
 
 mod memory;
 mod permit;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisHandle, RedisStore, RedisStoreBuilder};
 pub use memory::{MemoryHandle, MemoryStore, MemoryStoreBuilder, DEFAULT_MAX_KEYS};
 pub use permit::{Permit, Permits};
 

@@ -1,0 +1,400 @@
+-- tollgate: one admission check over several limits, all or nothing.
+--
+-- KEYS[i]  the base key of charge i: <prefix>:{<tag>}:<policy>@<algorithm>
+-- ARGV[1]  "1" to charge, "0" to look only (no write at all)
+-- ARGV[2]  a nonce unique to this check (names sorted-set members)
+-- ARGV[3 + 6 (i - 1) ...]  charge i: algorithm, cost, then four parameters
+--   g  GCRA            emission interval T (ns), capacity burst*T (ns), limit, burst
+--   f  fixed window    period (ms), limit
+--   s  sliding window  period (ms), limit
+--   l  sliding log     period (ms), limit
+--   c  concurrency     limit, lease (ms), retry hint (ns)
+--
+-- Answers {all_allowed, then per charge: allowed, limit, remaining, reset_ns,
+-- retry_after_ns} with retry_after -1 for "never" (cost above capacity).
+--
+-- Phase one computes every outcome from the stored state without writing
+-- (a later charge on the same counter sees the earlier ones of this check);
+-- phase two runs the writes only when every charge is allowed. The only
+-- write made by a refused check is dropping expired sorted-set entries,
+-- which changes no answer.
+--
+-- Time is Redis's TIME (whole microseconds). Lua numbers are doubles, exact
+-- for integers below 2^53: absolute times are kept in microseconds since the
+-- epoch (below 2^53 until the year 2255) or, for GCRA, as a decimal string
+-- of nanoseconds read in two parts; every figure in nanoseconds is an offset
+-- from now, exact while it stays below 2^53 ns (about 104 days).
+
+if redis.replicate_commands then
+  pcall(redis.replicate_commands)
+end
+
+local charge = ARGV[1] == '1'
+local nonce = ARGV[2]
+local clock = redis.call('TIME')
+local now_s = tonumber(clock[1])
+local now_us = tonumber(clock[2])
+local now_n = now_us * 1000                   -- ns into the current second
+local now_abs_us = now_s * 1000000 + now_us   -- µs since the epoch
+local now_ms = now_s * 1000 + math.floor(now_us / 1000)
+local past_ms_ns = (now_us % 1000) * 1000     -- ns past now_ms
+local NEVER = -1
+local MS = 1000000
+
+local function int(x)
+  return string.format('%d', x)
+end
+
+-- floor(x / d) for integers x >= 0, d > 0, corrected for rounding.
+local function fdiv(x, d)
+  local q = math.floor(x / d)
+  if q * d > x then
+    q = q - 1
+  elseif (q + 1) * d <= x then
+    q = q + 1
+  end
+  return q
+end
+
+-- floor(a * b / c) without forming a * b (which may pass 2^53): long
+-- multiplication over the bits of b with the remainder kept below c.
+-- Exact for integers a, b >= 0 and 0 < c < 2^52 while the result is below 2^53.
+local function muldiv(a, b, c)
+  local qa = fdiv(a, c)
+  local ra = a - qa * c
+  local bits = {}
+  while b > 0 do
+    local bit = b % 2
+    bits[#bits + 1] = bit
+    b = (b - bit) / 2
+  end
+  local q, r = 0, 0
+  for i = #bits, 1, -1 do
+    q = q * 2
+    r = r * 2
+    if r >= c then
+      r = r - c
+      q = q + 1
+    end
+    if bits[i] == 1 then
+      q = q + qa
+      r = r + ra
+      if r >= c then
+        r = r - c
+        q = q + 1
+      end
+    end
+  end
+  return q
+end
+
+-- A key's time to live, in ms, for state that is idle `ns` from now.
+local function ttl(ns)
+  return int(math.max(math.ceil(ns / MS), 1) + 1)
+end
+
+-- Makes `key` live at least `ms` more (never shortens it).
+local function keep(key, ms)
+  local left = redis.call('PTTL', key)
+  if left < ms then
+    redis.call('PEXPIRE', key, int(ms))
+  end
+end
+
+-- GCRA state: the theoretical arrival time as decimal nanoseconds since the
+-- epoch. `offset` reads it as ns from now; `stamp` writes now + off.
+local function offset(v)
+  local len = #v
+  if len <= 9 then
+    return (0 - now_s) * 1e9 + (tonumber(v) - now_n)
+  end
+  local s = tonumber(string.sub(v, 1, len - 9))
+  local n = tonumber(string.sub(v, len - 8))
+  return (s - now_s) * 1e9 + (n - now_n)
+end
+
+local function stamp(off)
+  local ds = math.floor(off / 1e9)
+  local dn = off - ds * 1e9
+  if dn < 0 then
+    ds = ds - 1
+    dn = dn + 1e9
+  elseif dn >= 1e9 then
+    ds = ds + 1
+    dn = dn - 1e9
+  end
+  local s = now_s + ds
+  local n = now_n + dn
+  if n >= 1e9 then
+    s = s + 1
+    n = n - 1e9
+  end
+  return string.format('%d%09d', s, n)
+end
+
+local tats = {}     -- GCRA key -> TAT offset charged earlier in this check
+local pending = {}  -- counter key -> cost charged earlier in this check
+local writes = {}   -- phase two
+
+local function later(f)
+  writes[#writes + 1] = f
+end
+
+local function add_pending(key, cost)
+  pending[key] = (pending[key] or 0) + cost
+end
+
+local function gcra(key, cost, interval, capacity, limit, burst)
+  local off = tats[key]
+  if off == nil then
+    local v = redis.call('GET', key)
+    off = v and offset(v) or 0
+  end
+  local base = math.max(off, 0)
+  local available = 0
+  if capacity > base then
+    available = fdiv(capacity - base, interval)
+  end
+  if cost > burst then
+    return {0, limit, available, base, NEVER}
+  end
+  local nxt = base + cost * interval
+  if nxt <= capacity then
+    tats[key] = nxt
+    later(function()
+      redis.call('SET', key, stamp(nxt), 'PX', ttl(nxt))
+    end)
+    return {1, limit, fdiv(capacity - nxt, interval), nxt, 0}
+  end
+  return {0, limit, available, base, math.max(nxt - capacity, 1)}
+end
+
+local function fixed(key, cost, period, limit)
+  local index = fdiv(now_ms, period)
+  local window = key .. ':' .. int(index)
+  local used = tonumber(redis.call('GET', window) or '0') + (pending[window] or 0)
+  used = math.min(used, limit)
+  local reset = ((index + 1) * period - now_ms) * MS - past_ms_ns
+  if cost > limit then
+    return {0, limit, limit - used, reset, NEVER}
+  end
+  if used + cost <= limit then
+    add_pending(window, cost)
+    later(function()
+      redis.call('INCRBY', window, int(cost))
+      redis.call('PEXPIRE', window, ttl(reset))
+    end)
+    return {1, limit, limit - used - cost, reset, 0}
+  end
+  return {0, limit, limit - used, reset, math.max(reset, 1)}
+end
+
+-- The smallest offset into a window at which ceil(count (P - e) / P) <= room.
+local function offset_for(count, room, period_ns)
+  if count <= room then
+    return 0
+  end
+  return period_ns - muldiv(room, period_ns, count)
+end
+
+local function sliding(key, cost, period, limit)
+  local index = fdiv(now_ms, period)
+  local current_key = key .. ':' .. int(index)
+  local current = tonumber(redis.call('GET', current_key) or '0') + (pending[current_key] or 0)
+  local previous = tonumber(redis.call('GET', key .. ':' .. int(index - 1)) or '0')
+  local period_us = period * 1000
+  local period_ns = period * MS
+  local elapsed_us = now_abs_us - index * period_us
+  local elapsed = elapsed_us * 1000
+  local weight = period_ns - elapsed
+  -- ceil(previous * weight / P) = previous - floor(previous * elapsed / P)
+  local used = previous - muldiv(previous, elapsed_us, period_us) + current
+  local remaining_now = math.max(limit - used, 0)
+  local reset = 0
+  if current > 0 then
+    reset = weight + period_ns
+  elseif previous > 0 then
+    reset = weight
+  end
+  if cost > limit then
+    return {0, limit, remaining_now, reset, NEVER}
+  end
+  if used + cost <= limit then
+    add_pending(current_key, cost)
+    later(function()
+      redis.call('INCRBY', current_key, int(cost))
+      redis.call('PEXPIRE', current_key, ttl(weight + period_ns))
+    end)
+    return {1, limit, limit - used - cost, weight + period_ns, 0}
+  end
+  local retry
+  if current + cost <= limit then
+    -- Wait, within this window, for the previous window's weight to fade.
+    retry = math.max(offset_for(previous, limit - current - cost, period_ns) - elapsed, 0)
+  else
+    -- Only the next window helps: the current count becomes the previous one.
+    retry = weight + offset_for(current, limit - cost, period_ns)
+  end
+  return {0, limit, remaining_now, reset, math.max(retry, 1)}
+end
+
+-- Sorted-set counters (sliding log, concurrency): members "<cost>:<nonce>:<i>",
+-- and the sum of live costs in <key>:n.
+local function cost_of(member)
+  return tonumber(string.match(member, '^(%d+):')) or 1
+end
+
+-- The cost of the live entries (score above `cutoff`). When charging, drops
+-- the entries at or below it.
+local function live(key, cutoff)
+  local sum_key = key .. ':n'
+  local count = redis.call('ZCARD', key)
+  if count == 0 then
+    if charge then
+      redis.call('DEL', sum_key)
+    end
+    return 0
+  end
+  local gone = redis.call('ZRANGEBYSCORE', key, '-inf', int(cutoff))
+  local freed = 0
+  for _, member in ipairs(gone) do
+    freed = freed + cost_of(member)
+  end
+  local stored = redis.call('GET', sum_key)
+  local sum
+  if stored then
+    sum = tonumber(stored)
+  else
+    -- The sum was lost (evicted): count it again from the set.
+    sum = 0
+    for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+      sum = sum + cost_of(member)
+    end
+  end
+  local used = math.max(sum - freed, 0)
+  if charge and (#gone > 0 or not stored) then
+    if #gone > 0 then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', int(cutoff))
+    end
+    if #gone == count then
+      redis.call('DEL', key, sum_key)
+    else
+      redis.call('SET', sum_key, int(used))
+      local left = redis.call('PTTL', key)
+      if left > 0 then
+        redis.call('PEXPIRE', sum_key, int(left))
+      end
+    end
+  end
+  return used
+end
+
+local function log(key, i, cost, period, limit)
+  local period_us = period * 1000
+  local period_ns = period * MS
+  local cutoff = now_abs_us - period_us
+  local used = live(key, cutoff) + (pending[key] or 0)
+  local reset = 0
+  local newest = redis.call('ZREVRANGEBYSCORE', key, '+inf', '(' .. int(cutoff), 'WITHSCORES', 'LIMIT', 0, 1)
+  if newest[2] then
+    reset = math.max((tonumber(newest[2]) - now_abs_us) * 1000 + period_ns, 0)
+  end
+  if pending[key] then
+    reset = period_ns
+  end
+  local remaining = math.max(limit - used, 0)
+  if cost > limit then
+    return {0, limit, remaining, reset, NEVER}
+  end
+  if used + cost <= limit then
+    add_pending(key, cost)
+    local member = int(cost) .. ':' .. nonce .. ':' .. int(i)
+    later(function()
+      redis.call('ZADD', key, int(now_abs_us), member)
+      redis.call('INCRBY', key .. ':n', int(cost))
+      keep(key, period + 1)
+      keep(key .. ':n', period + 1)
+    end)
+    return {1, limit, remaining - cost, math.max(reset, period_ns), 0}
+  end
+  -- The request fits once enough of the oldest entries have expired: walk
+  -- them in pages, oldest first (at most `limit` entries in all).
+  local freed = 0
+  local from = 0
+  while true do
+    local page = redis.call('ZRANGEBYSCORE', key, '(' .. int(cutoff), '+inf', 'WITHSCORES', 'LIMIT', from, 256)
+    if #page == 0 then
+      break
+    end
+    for j = 1, #page, 2 do
+      freed = freed + cost_of(page[j])
+      if used - freed + cost <= limit then
+        local retry = (tonumber(page[j + 1]) - now_abs_us) * 1000 + period_ns
+        return {0, limit, remaining, reset, math.max(retry, 1)}
+      end
+    end
+    from = from + 256
+  end
+  return {0, limit, remaining, reset, NEVER}
+end
+
+local function concurrency(key, i, cost, limit, lease, hint)
+  local used = live(key, now_abs_us) + (pending[key] or 0)
+  local remaining = math.max(limit - used, 0)
+  if cost <= remaining then
+    add_pending(key, cost)
+    local member = int(cost) .. ':' .. nonce .. ':' .. int(i)
+    later(function()
+      redis.call('ZADD', key, int(now_abs_us + lease * 1000), member)
+      redis.call('INCRBY', key .. ':n', int(cost))
+      keep(key, lease + 1)
+      keep(key .. ':n', lease + 1)
+    end)
+    return {1, limit, remaining - cost, 0, 0}
+  end
+  if cost > limit then
+    return {0, limit, remaining, 0, NEVER}
+  end
+  return {0, limit, remaining, hint, hint}
+end
+
+local out = {1}
+local all = true
+for i = 1, #KEYS do
+  local at = 3 + 6 * (i - 1)
+  local algorithm = ARGV[at]
+  local cost = tonumber(ARGV[at + 1])
+  local a = tonumber(ARGV[at + 2])
+  local b = tonumber(ARGV[at + 3])
+  local c = tonumber(ARGV[at + 4])
+  local d = tonumber(ARGV[at + 5])
+  local key = KEYS[i]
+  local o
+  if algorithm == 'g' then
+    o = gcra(key, cost, a, b, c, d)
+  elseif algorithm == 'f' then
+    o = fixed(key, cost, a, b)
+  elseif algorithm == 's' then
+    o = sliding(key, cost, a, b)
+  elseif algorithm == 'l' then
+    o = log(key, i, cost, a, b)
+  elseif algorithm == 'c' then
+    o = concurrency(key, i, cost, a, b, c)
+  else
+    return redis.error_reply('tollgate: unknown algorithm ' .. tostring(algorithm))
+  end
+  if o[1] == 0 then
+    all = false
+  end
+  for j = 1, 5 do
+    out[#out + 1] = o[j]
+  end
+end
+
+if all and charge then
+  for _, write in ipairs(writes) do
+    write()
+  end
+end
+out[1] = all and 1 or 0
+return out

@@ -1,0 +1,606 @@
+//! [`RedisStore`]: counters in Redis (or Valkey), shared by every instance
+//! of a service.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tollgate::store::RedisStore;
+//! use tollgate::{OnStoreError, Plans, RateLimitLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder("redis://127.0.0.1:6379/")
+//!     .prefix("myapp:ratelimit")
+//!     .timeout(Duration::from_millis(20))
+//!     .build()?;
+//! let plans = Plans::builder()
+//!     .tier("anonymous", "3/minute")
+//!     .tier("basic", "10/minute; 1000/day")
+//!     .build()?;
+//! let layer = RateLimitLayer::with_store(plans, store)
+//!     // While Redis is away: 503 (the default), or let requests through.
+//!     .on_store_error(OnStoreError::FailClosed);
+//! # let _ = layer;
+//! # Ok(()) }
+//! ```
+//!
+//! # One atomic round trip per check
+//!
+//! A check is one `EVALSHA` of one Lua script that takes every charge of the
+//! request (several limits, several client keys) all or nothing: the script
+//! first computes every outcome without writing, and writes only if all of
+//! them allow. The script is loaded again by itself when Redis has lost it
+//! (`NOSCRIPT`, after a restart or `SCRIPT FLUSH`). The clock is Redis's own
+//! `TIME`, never the client's, so instances with skewed clocks agree. The
+//! answers are those of the in-memory store: the same [`Decision`] figures
+//! from the same steps, with windows aligned to the Unix epoch instead of
+//! the process's start.
+//!
+//! # Keys
+//!
+//! `<prefix>:{<tag>}:<policy>@<algorithm>`, where the tag stands for the
+//! client key, written in hex (IP addresses and byte keys of at most 32
+//! bytes) or as the hex SHA-1 of longer byte keys: no client can inject a
+//! brace or collide with another client's key. Every key of one client
+//! shares the tag, hence one Redis Cluster slot.
+//!
+//! Counters are named by prefix, policy name, algorithm and client key: every
+//! store with the same prefix that binds a limit of the same name and
+//! algorithm shares its counters, which is what makes instances enforce one
+//! quota together. Give limits that must count apart different names.
+//!
+//! | algorithm | keys per client and limit | per check |
+//! |---|---|---|
+//! | GCRA | one string: the theoretical arrival time, ns since the epoch | O(1) |
+//! | fixed window | one counter per window (`INCRBY`), `…:<window>` | O(1) |
+//! | sliding window counter | the counters of this window and the one before | O(1) |
+//! | sliding log | a sorted set of admitted requests (score: µs since the epoch) and their cost sum `…:n` | O(expired) amortised; a refusal walks the oldest entries, O(limit) at worst |
+//! | concurrency | a sorted set of leases (score: lease expiry) and their cost sum `…:n` | O(expired) amortised |
+//!
+//! A sliding log holds at most [`SLIDING_LOG_MAX`]
+//! entries per client, since a limit's count is capped there; the walk a
+//! refusal makes to compute `Retry-After` is bounded by the count, so keep
+//! sliding logs for small counts (a count of 100 000 makes a refused check
+//! read up to 100 000 entries inside Redis).
+//!
+//! Every key gets a TTL covering the life of its state (the TAT, the end of
+//! a window, the period of a log, the lease of a concurrency slot), plus one
+//! millisecond, so nothing lives forever.
+//!
+//! # Concurrency permits
+//!
+//! An admitted request holds a lease in the limit's sorted set until its
+//! response body ends; then the permit's drop spawns a task on the current
+//! Tokio runtime that removes the lease (`ZREM`). Without a runtime at drop
+//! time, or when Redis does not answer, the lease ends at its expiry
+//! ([`RedisStoreBuilder::concurrency_lease`], default 60 s): expired leases
+//! are reclaimed at each check, so a crashed instance frees its slots by
+//! itself. A response that lasts longer than the lease loses its slot early.
+//!
+//! # Precision
+//!
+//! Redis's clock has microseconds; Lua numbers are doubles, exact for
+//! integers below 2^53. The script keeps absolute times as microseconds
+//! since the epoch or, for the GCRA state, as a decimal string of
+//! nanoseconds read in two parts, and computes every duration in
+//! nanoseconds as an offset from now: exact while durations stay below
+//! 2^53 ns (about 104 days: a period, or a GCRA burst window `burst × period
+//! / count`). Longer ones are computed in double precision (relative error
+//! 2^-53): within a few microseconds even at the largest burst window a
+//! quota allows (2^62 ns).
+//!
+//! # When Redis is away or slow
+//!
+//! Every call is bounded by the store's timeout (default
+//! [`DEFAULT_TIMEOUT`], 10 ms): past it the check answers
+//! [`StoreError::Timeout`]; an unreachable or failing Redis answers
+//! [`StoreError::Unavailable`]. The layer then applies its
+//! [`OnStoreError`](crate::OnStoreError) policy: 503 with `Retry-After` by
+//! default, or fail open. The connection is shared by every clone (one
+//! multiplexed connection, or the cluster client's connections), made on
+//! the first check, and made again in the background after it is lost:
+//! recovery needs no restart. The store needs a Tokio runtime with its
+//! time driver enabled (as `#[tokio::main]` gives).
+//!
+//! # Redis Cluster
+//!
+//! A URL `redis+cluster://[user:password@]host:port,host:port,...` (some of
+//! the cluster's nodes) uses the cluster client. A check whose charges all
+//! count one client key (one rule, any number of limits) runs as one script
+//! in that key's slot, exactly as on one node. A check over several client
+//! keys (a rule per API key plus a rule per IP) cannot run as one script on
+//! a cluster, since its keys live in different slots; this version answers
+//! it with [`StoreError::Unavailable`] rather than check it partly. On one
+//! node (or a proxy in front of a primary) such checks run as one script.
+
+mod connection;
+mod future;
+mod key;
+
+pub use future::CheckFuture;
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::Script;
+
+use self::connection::Backend;
+use super::{Charge, Checked, Permit, Permits, Store, Verdict};
+use crate::algorithm::{AlgorithmKind, Concurrency, Outcome, RETRY_NEVER, SLIDING_LOG_MAX};
+use crate::decision::Decision;
+use crate::error::{ConfigError, StoreError};
+use crate::limit::{Limit, LimitKind};
+
+/// The default per-call timeout: 10 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// The default key prefix: `tollgate`.
+pub const DEFAULT_PREFIX: &str = "tollgate";
+
+/// The default lease of a concurrency slot: 60 s.
+pub const DEFAULT_CONCURRENCY_LEASE: Duration = Duration::from_secs(60);
+
+/// The least time a permit's release may take, whatever the check timeout.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
+
+static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("check.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+
+/// Counters in Redis; see the [module docs](self). Clones share one
+/// connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    prefix: Box<str>,
+    timeout: Duration,
+    lease_ms: u64,
+    /// Random per store, so members of sorted sets never clash across
+    /// instances.
+    nonce_base: u64,
+    nonce_next: AtomicU64,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.inner.backend.is_cluster())
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on the Redis at `url` with default settings; see
+    /// [`builder`](Self::builder). Connects on the first check, not here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Store`] when the URL cannot be read.
+    pub fn new(url: &str) -> Result<RedisStore, ConfigError> {
+        Self::builder(url).build()
+    }
+
+    /// Configures a store on the Redis at `url`: `redis://[user:password@]host:port[/db]`,
+    /// `rediss://…` (needs the `redis` crate's TLS features), `unix:///path`,
+    /// or `redis+cluster://[user:password@]host:port,host:port,…` for a cluster.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            lease: DEFAULT_CONCURRENCY_LEASE,
+        }
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    fn start(&self, charges: &[Charge<'_, RedisHandle>], take: bool) -> Checked<CheckFuture> {
+        if charges.is_empty() {
+            return Checked::Ready(Ok(Verdict {
+                decision: Decision::unlimited(),
+                permits: Permits::none(),
+            }));
+        }
+        let inner = &self.inner;
+        let nonce = inner.nonce();
+        let mut keys = Vec::with_capacity(charges.len());
+        let mut args = Vec::with_capacity(2 + 6 * charges.len());
+        args.push(if take { "1" } else { "0" }.to_owned());
+        args.push(nonce.clone());
+        let mut leases = Vec::new();
+        let mut first_tag = String::new();
+        let mut tag = String::new();
+        let mut tags_differ = false;
+        for (i, charge) in charges.iter().enumerate() {
+            let spec = &charge.handle.spec;
+            tag.clear();
+            key::push_tag(&mut tag, charge.key);
+            if i == 0 {
+                first_tag.clone_from(&tag);
+            } else if tag != first_tag {
+                tags_differ = true;
+            }
+            let counter = key::counter(&inner.prefix, &tag, &spec.id);
+            args.push(spec.code.to_owned());
+            args.push(charge.cost.to_string());
+            args.extend(spec.params.iter().map(u64::to_string));
+            if take && spec.code == CONCURRENCY {
+                // The member the script names this charge's lease with.
+                leases.push(Lease {
+                    member: format!("{}:{nonce}:{}", charge.cost, i + 1),
+                    key: counter.clone(),
+                    cost: charge.cost,
+                });
+            }
+            keys.push(counter);
+        }
+        if tags_differ && inner.backend.is_cluster() {
+            return Checked::Ready(Err(StoreError::Unavailable(
+                "a check over several client keys cannot run on Redis Cluster yet".into(),
+            )));
+        }
+        let inner = Arc::clone(inner);
+        Checked::Pending(CheckFuture::new(inner.check(keys, args, leases)))
+    }
+}
+
+impl Inner {
+    fn nonce(&self) -> String {
+        let n = self.nonce_next.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}.{n:x}", self.nonce_base)
+    }
+
+    async fn check(
+        self: Arc<Self>,
+        keys: Vec<String>,
+        args: Vec<String>,
+        leases: Vec<Lease>,
+    ) -> Result<Verdict, StoreError> {
+        let charges = keys.len();
+        let reply: Vec<i64> = self
+            .backend
+            .invoke(&CHECK, keys, args, self.timeout)
+            .await?;
+        let decision = read_reply(&reply, charges)?;
+        let mut permits = Permits::none();
+        if decision.is_allowed() {
+            for lease in leases {
+                let inner = Arc::clone(&self);
+                permits.push(Permit::from_fn(move || inner.release(lease)));
+            }
+        }
+        Ok(Verdict { decision, permits })
+    }
+
+    /// Ends a lease from a dropped permit: a task on the current runtime
+    /// removes it; without a runtime the lease ends at its expiry.
+    fn release(self: Arc<Self>, lease: Lease) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("no Tokio runtime to release a Redis lease; it ends at its expiry");
+            return;
+        };
+        runtime.spawn(async move {
+            let Lease { key, member, cost } = lease;
+            let sum = format!("{key}:n");
+            let timeout = self.timeout.max(RELEASE_TIMEOUT);
+            let released: Result<i64, StoreError> = self
+                .backend
+                .invoke(
+                    &RELEASE,
+                    vec![key, sum],
+                    vec![member, cost.to_string()],
+                    timeout,
+                )
+                .await;
+            if let Err(error) = released {
+                tracing::debug!(%error, "could not release a Redis lease; it ends at its expiry");
+            }
+        });
+    }
+}
+
+/// A concurrency lease an admitted request holds.
+struct Lease {
+    key: String,
+    member: String,
+    cost: u64,
+}
+
+/// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
+/// reset, retry_after) per charge}`, into one decision over all charges.
+fn read_reply(reply: &[i64], charges: usize) -> Result<Decision, StoreError> {
+    let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
+    let (&all, outcomes) = reply.split_first().ok_or_else(malformed)?;
+    if outcomes.len() != 5 * charges {
+        return Err(malformed());
+    }
+    let mut decision: Option<Decision> = None;
+    for (i, figures) in outcomes.chunks_exact(5).enumerate() {
+        let &[allowed, limit, remaining, reset, retry] = figures else {
+            return Err(malformed());
+        };
+        let figure = |n: i64| u64::try_from(n).map_err(|_| malformed());
+        let outcome = Outcome {
+            allowed: allowed == 1,
+            limit: figure(limit)?,
+            remaining: figure(remaining)?,
+            reset: figure(reset)?,
+            retry_after: if retry < 0 {
+                RETRY_NEVER
+            } else {
+                figure(retry)?
+            },
+        };
+        decision = Some(match decision {
+            None => Decision::from_outcome(i, outcome),
+            Some(d) => d.merge(i, outcome),
+        });
+    }
+    let decision = decision.ok_or_else(malformed)?;
+    // The script's own verdict must agree with the figures: never admit on
+    // a garbled answer.
+    if decision.is_allowed() != (all == 1) {
+        return Err(malformed());
+    }
+    Ok(decision)
+}
+
+/// Builds a [`RedisStore`].
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    lease: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: not shown.
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("concurrency_lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key (default [`DEFAULT_PREFIX`]): stores with
+    /// the same prefix share counters; give each application or test its
+    /// own. 1 to 128 bytes, no `{` or `}` (those mark Redis Cluster hash
+    /// tags).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most a check may take, connecting included (default
+    /// [`DEFAULT_TIMEOUT`], 10 ms); past it the check answers
+    /// [`StoreError::Timeout`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a concurrency slot stays taken when its permit's release
+    /// never reaches Redis (default [`DEFAULT_CONCURRENCY_LEASE`], 60 s;
+    /// at least 1 ms). Longer than the slowest response, or that response
+    /// loses its slot early; short enough that a crashed instance's slots
+    /// come back soon.
+    #[must_use]
+    pub fn concurrency_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The store. Connects on the first check, not here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Store`] for a URL that cannot be read, a prefix with
+    /// braces or of the wrong length, a zero timeout or a lease under 1 ms.
+    pub fn build(self) -> Result<RedisStore, ConfigError> {
+        let refuse = |reason: &str| {
+            Err(ConfigError::Store {
+                reason: reason.to_owned(),
+            })
+        };
+        if self.prefix.is_empty() || self.prefix.len() > 128 {
+            return refuse("the key prefix must be 1 to 128 bytes");
+        }
+        if self.prefix.contains(['{', '}']) {
+            return refuse("the key prefix must not contain '{' or '}'");
+        }
+        if self.timeout.is_zero() {
+            return refuse("the timeout must be above zero");
+        }
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        if lease_ms == 0 {
+            return refuse("the concurrency lease must be at least 1 ms");
+        }
+        // Microseconds of lease expiry must stay exact in the script.
+        let lease_ms = lease_ms.min(1 << 40);
+        let backend = Backend::open(&self.url, self.timeout)?;
+        let nonce_base = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                backend,
+                prefix: self.prefix.into_boxed_str(),
+                timeout: self.timeout,
+                lease_ms,
+                nonce_base,
+                nonce_next: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+const GCRA: &str = "g";
+const FIXED_WINDOW: &str = "f";
+const SLIDING_WINDOW: &str = "s";
+const SLIDING_LOG: &str = "l";
+const CONCURRENCY: &str = "c";
+
+/// A limit bound to a [`RedisStore`]: the policy's part of the key names
+/// and the numbers the script needs.
+#[derive(Clone)]
+pub struct RedisHandle {
+    spec: Arc<Spec>,
+}
+
+struct Spec {
+    /// `<policy>@<algorithm>`.
+    id: Box<str>,
+    /// The script's algorithm code.
+    code: &'static str,
+    params: [u64; 4],
+}
+
+impl fmt::Debug for RedisHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisHandle").field(&self.spec.id).finish()
+    }
+}
+
+impl RedisHandle {
+    fn new(limit: &Limit, lease_ms: u64) -> Self {
+        let quota = limit.quota();
+        let period_ms = quota.period_nanos() / 1_000_000;
+        let count = quota.count();
+        let (name, code, params) = match limit.kind() {
+            LimitKind::Rate(AlgorithmKind::FixedWindow) => (
+                "fw",
+                FIXED_WINDOW,
+                [period_ms.max(1), count.min(u64::from(u32::MAX)), 0, 0],
+            ),
+            LimitKind::Rate(AlgorithmKind::SlidingWindow) => (
+                "sw",
+                SLIDING_WINDOW,
+                [period_ms.max(1), count.min(u64::from(u32::MAX)), 0, 0],
+            ),
+            LimitKind::Rate(AlgorithmKind::SlidingLog) => (
+                "log",
+                SLIDING_LOG,
+                [period_ms.max(1), count.min(SLIDING_LOG_MAX), 0, 0],
+            ),
+            LimitKind::Rate(_) => {
+                let interval = quota.emission_interval_nanos().max(1);
+                let burst = quota.burst().max(1);
+                (
+                    "gcra",
+                    GCRA,
+                    [interval, interval.saturating_mul(burst), count, burst],
+                )
+            }
+            LimitKind::Concurrency => (
+                "conc",
+                CONCURRENCY,
+                [count, lease_ms, Concurrency::DEFAULT_RETRY_HINT, 0],
+            ),
+        };
+        Self {
+            spec: Arc::new(Spec {
+                id: format!("{}@{name}", limit.name()).into_boxed_str(),
+                code,
+                params,
+            }),
+        }
+    }
+}
+
+impl Store for RedisStore {
+    type Handle = RedisHandle;
+    type Future = CheckFuture;
+
+    /// Binding needs no round trip; the same policy name and algorithm
+    /// bound twice (here or in another instance with the same prefix)
+    /// share counters.
+    fn bind(&self, limit: &Limit) -> RedisHandle {
+        RedisHandle::new(limit, self.inner.lease_ms)
+    }
+
+    fn check(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
+        self.start(charges, true)
+    }
+
+    fn peek(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
+        self.start(charges, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(allowed: bool, remaining: i64, retry: i64) -> [i64; 5] {
+        [i64::from(allowed), 10, remaining, 1_000, retry]
+    }
+
+    #[test]
+    fn reply_is_merged_like_the_memory_store() {
+        let mut reply = vec![1];
+        reply.extend(outcome(true, 5, 0));
+        reply.extend(outcome(true, 2, 0));
+        let d = read_reply(&reply, 2).expect("reply");
+        assert!(d.is_allowed());
+        assert_eq!((d.policy(), d.remaining()), (1, 2));
+
+        let mut reply = vec![0];
+        reply.extend(outcome(true, 5, 0));
+        reply.extend(outcome(false, 0, -1));
+        let d = read_reply(&reply, 2).expect("reply");
+        assert!(d.is_impossible());
+        assert_eq!(d.policy(), 1);
+    }
+
+    #[test]
+    fn garbled_replies_are_errors_never_admissions() {
+        assert!(read_reply(&[], 1).is_err());
+        assert!(read_reply(&[1, 1, 10, 5], 1).is_err());
+        let mut disagree = vec![1];
+        disagree.extend(outcome(false, 0, 5));
+        assert!(read_reply(&disagree, 1).is_err());
+        let mut negative = vec![1];
+        negative.extend(outcome(true, -3, 0));
+        assert!(read_reply(&negative, 1).is_err());
+    }
+
+    #[test]
+    fn builder_refuses_unusable_settings() {
+        for builder in [
+            RedisStore::builder("redis://127.0.0.1:1/").prefix("a{b}"),
+            RedisStore::builder("redis://127.0.0.1:1/").prefix(""),
+            RedisStore::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO),
+            RedisStore::builder("redis://127.0.0.1:1/").concurrency_lease(Duration::ZERO),
+            RedisStore::builder("not a url"),
+            RedisStore::builder("redis+cluster://"),
+        ] {
+            assert!(matches!(builder.build(), Err(ConfigError::Store { .. })));
+        }
+        let secret = RedisStore::builder("redis://:hunter2@127.0.0.1:1/");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        let store = secret.build().expect("valid");
+        assert_eq!(store.prefix(), DEFAULT_PREFIX);
+        assert!(RedisStore::new("redis+cluster://127.0.0.1:1,127.0.0.1:2").is_ok());
+    }
+}
