@@ -15,7 +15,14 @@
 //! Flags: `--addr HOST:PORT` (default 127.0.0.1:3000), `--config FILE`
 //! (plans in TOML replacing the built-in ones; see `tiered_api.toml`),
 //! `--trust-proxy CIDR` (repeatable; forwarded headers are believed only
-//! from these peers).
+//! from these peers), `--redis URL` (counters in Redis instead of this
+//! process's memory, so several copies enforce one combined quota; needs
+//! `--features serde,redis`).
+//!
+//! ```text
+//! cargo run --example tiered_api --features serde,redis -- --addr 127.0.0.1:3000 --redis redis://127.0.0.1:6379/
+//! cargo run --example tiered_api --features serde,redis -- --addr 127.0.0.1:3001 --redis redis://127.0.0.1:6379/
+//! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +33,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tollgate::config::PlansConfig;
 use tollgate::key::{ApiKeyOrIp, ClientIp, TrustedProxies};
+use tollgate::store::{MemoryStore, Store};
 use tollgate::{Plans, RateLimitLayer};
 
 /// The built-in plans of the example.
@@ -79,6 +87,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// CIDRs of proxies whose forwarded headers are believed.
     pub trust_proxy: Vec<String>,
+    /// A Redis URL: keep the counters there.
+    pub redis: Option<String>,
 }
 
 /// Parses `--addr`, `--config` and `--trust-proxy` (repeatable).
@@ -87,6 +97,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         config: None,
         trust_proxy: Vec::new(),
+        redis: None,
     };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -98,6 +109,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
             }
             "--config" => options.config = Some(PathBuf::from(value()?)),
             "--trust-proxy" => options.trust_proxy.push(value()?),
+            "--redis" => options.redis = Some(value()?),
             "-h" | "--help" => {
                 return Err(
                     "usage: tiered_api [--addr HOST:PORT] [--config FILE] [--trust-proxy CIDR]..."
@@ -110,10 +122,15 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
     Ok(options)
 }
 
-/// The API's router with its limits.
+/// The API's router with its limits, counted in this process's memory.
 pub fn app(limits: Limits, trusted: TrustedProxies) -> Router {
+    app_with_store(limits, trusted, MemoryStore::new())
+}
+
+/// The API's router with its limits, counted in `store`.
+pub fn app_with_store<St: Store>(limits: Limits, trusted: TrustedProxies, store: St) -> Router {
     let client_ip = ClientIp::new().trust(trusted);
-    let layer = RateLimitLayer::new(limits.tiers)
+    let layer = RateLimitLayer::with_store(limits.tiers, store)
         .key(
             ApiKeyOrIp::new(resolve_tier)
                 .client_ip(client_ip.clone())
@@ -168,12 +185,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("forwarded headers: trusted from {:?}", options.trust_proxy);
     }
+    let router = match &options.redis {
+        None => {
+            println!("counters: in this process's memory");
+            app(limits, trusted)
+        }
+        Some(url) => redis_app(url, limits, trusted)?,
+    };
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(
         listener,
-        app(limits, trusted).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await?;
     Ok(())
+}
+
+#[cfg(feature = "redis")]
+fn redis_app(
+    url: &str,
+    limits: Limits,
+    trusted: TrustedProxies,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    let store = tollgate::store::RedisStore::builder(url)
+        .prefix("tiered_api")
+        .build()?;
+    println!("counters: in Redis (shared by every copy using the same server)");
+    Ok(app_with_store(limits, trusted, store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_app(
+    _url: &str,
+    _limits: Limits,
+    _trusted: TrustedProxies,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    Err(
+        "--redis needs the redis feature: cargo run --example tiered_api --features serde,redis"
+            .into(),
+    )
 }

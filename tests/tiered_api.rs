@@ -304,6 +304,7 @@ fn parse_args_defaults_and_flags() {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             config: None,
             trust_proxy: Vec::new(),
+            redis: None,
         })
     );
     let options = parse_args(args(&[
@@ -315,8 +316,11 @@ fn parse_args_defaults_and_flags() {
         "plans.toml",
         "--trust-proxy",
         "2001:db8::/32",
+        "--redis",
+        "redis://127.0.0.1:6379/",
     ]))
     .expect("valid flags");
+    assert_eq!(options.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
     assert_eq!(options.addr, "[::1]:8080".parse().expect("address"));
     assert_eq!(options.config, Some(PathBuf::from("plans.toml")));
     assert_eq!(options.trust_proxy, ["10.0.0.0/8", "2001:db8::/32"]);

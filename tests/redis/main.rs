@@ -11,6 +11,7 @@
 mod algorithms;
 mod atomicity;
 mod cluster;
+mod example;
 mod failures;
 mod keys;
 mod layer;
