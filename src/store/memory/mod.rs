@@ -53,7 +53,7 @@ pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
 /// Counters in this process's memory. Clones share the counters.
 ///
-/// Lock-free for a known key: a shard read lock of the key's table and one
+/// No global lock: a known key costs a shard read lock of the key's table and one
 /// compare-and-swap (the sliding log takes a per-key mutex). No allocation
 /// for a known key; no await.
 pub struct MemoryStore<C: Clock = MonotonicClock> {
