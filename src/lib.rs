@@ -35,9 +35,11 @@
 //! - [`plan`]: tiers and their limits ([`Plans`]).
 //! - [`key`]: who a request is counted against (peer IP, trusted forwarded
 //!   headers, API key, bearer token, route, closure) and its tier.
-//! - [`store`]: where counters live; the in-memory store is lock-free,
-//!   bounded and evicts idle keys by itself.
+//! - [`store`]: where counters live; the in-memory store is sharded (no
+//!   global lock), bounded and evicts idle keys by itself; Redis behind the
+//!   `redis` feature.
 //! - [`response`]: the answers and how to replace them.
+//! - [`shed`]: load shedding and admission control (503 when overloaded).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
