@@ -15,4 +15,5 @@ mod example;
 mod failures;
 mod keys;
 mod layer;
+mod over_limit;
 mod support;

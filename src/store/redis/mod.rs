@@ -101,6 +101,50 @@
 //! recovery needs no restart. The store needs a Tokio runtime with its
 //! time driver enabled (as `#[tokio::main]` gives).
 //!
+//! # Over-limit cache
+//!
+//! Opt-in with [`RedisStoreBuilder::over_limit_cache`] (off by default): a
+//! client already refused by a rate limit is refused again locally, costing
+//! no Redis call, until it may pass again.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), tollgate::ConfigError> {
+//! let store = tollgate::store::RedisStore::builder("redis://127.0.0.1:6379/")
+//!     .over_limit_cache(10_000)
+//!     .build()?;
+//! # let _ = store; Ok(()) }
+//! ```
+//!
+//! When Redis refuses a charge of a rate limit, the store remembers, per
+//! bound limit and client key, the cost refused and the local instant until
+//! which that request is certainly still refused: the local monotonic clock
+//! read *before* the script was sent, plus the script's `retry_after`. A
+//! duration, so clock skew with Redis does not matter; and the script reads
+//! Redis's clock after ours, so the instant is never late. A later check
+//! with a charge of that limit and key, of at least that cost, before that
+//! instant, answers at once: refused, with that charge as the
+//! [`policy`](Decision::policy), remaining 0, the cached limit, the time
+//! left as `retry_after` (at least 1 ns, never 0) and the cached reset
+//! minus the time passed. It answers even while Redis is away.
+//!
+//! Why that is safe: a rate limit's state only moves toward refusal while
+//! time stands still (charges from any instance raise a TAT, a count or a
+//! log; only time lowers them), so a request refused with `retry_after` is
+//! refused until then whatever else happens, and a costlier one too. The
+//! cache never admits: a miss, or an entry past its instant, goes to Redis.
+//! Never cached: concurrency refusals (a permit released early frees a slot
+//! at any time), refusals that never end (cost above the capacity), and a
+//! charge whose counter an earlier charge of the same check also charges
+//! (its answer counts that earlier charge). The one case where the cache
+//! refuses what Redis would admit is state removed behind the store's back
+//! (`DEL`, `FLUSHDB`, a Redis that lost its data): then the cache refuses
+//! at most until the instant the old state gave.
+//!
+//! Memory is bounded: at most `max_entries` entries. Expired entries are
+//! dropped when looked up, and all at once when the cache is full and one
+//! has expired; a cache full of live entries takes no new one.
+//! [`RedisStore::over_limit_cache_hits`] counts the checks it answered.
+//!
 //! # Redis Cluster
 //!
 //! A URL `redis+cluster://[user:password@]host:port,host:port,...` (some of
@@ -115,6 +159,7 @@
 mod connection;
 mod future;
 mod key;
+mod over_limit;
 
 pub use future::CheckFuture;
 
@@ -127,6 +172,7 @@ use std::time::Duration;
 use redis::Script;
 
 use self::connection::Backend;
+use self::over_limit::OverLimitCache;
 use super::{Charge, Checked, Permit, Permits, Store, Verdict};
 use crate::algorithm::{AlgorithmKind, Concurrency, Outcome, RETRY_NEVER, SLIDING_LOG_MAX};
 use crate::decision::Decision;
@@ -164,6 +210,9 @@ struct Inner {
     /// instances.
     nonce_base: u64,
     nonce_next: AtomicU64,
+    /// Numbers bound limits, for the over-limit cache.
+    serial_next: AtomicU64,
+    over_limit: Option<OverLimitCache>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -172,6 +221,14 @@ impl fmt::Debug for RedisStore {
             .field("cluster", &self.inner.backend.is_cluster())
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.timeout)
+            .field(
+                "over_limit_cache",
+                &self
+                    .inner
+                    .over_limit
+                    .as_ref()
+                    .map(OverLimitCache::max_entries),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +253,7 @@ impl RedisStore {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             lease: DEFAULT_CONCURRENCY_LEASE,
+            over_limit_cache: 0,
         }
     }
 
@@ -207,6 +265,25 @@ impl RedisStore {
     /// The per-call timeout.
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// Checks answered from the over-limit cache, without Redis, since the
+    /// store was built (0 when the cache is off); see the
+    /// [module docs](self#over-limit-cache).
+    pub fn over_limit_cache_hits(&self) -> u64 {
+        self.inner
+            .over_limit
+            .as_ref()
+            .map_or(0, OverLimitCache::hits)
+    }
+
+    /// Entries in the over-limit cache now, expired ones not yet dropped
+    /// included; never above its `max_entries` (0 when the cache is off).
+    pub fn over_limit_cache_len(&self) -> usize {
+        self.inner
+            .over_limit
+            .as_ref()
+            .map_or(0, OverLimitCache::len)
     }
 
     fn start(&self, charges: &[Charge<'_, RedisHandle>], take: bool) -> Checked<CheckFuture> {
@@ -226,6 +303,9 @@ impl RedisStore {
         let mut first_tag = String::new();
         let mut tag = String::new();
         let mut tags_differ = false;
+        let cache = inner.over_limit.as_ref();
+        let now = cache.map_or(0, OverLimitCache::now);
+        let mut remember = Vec::new();
         for (i, charge) in charges.iter().enumerate() {
             let spec = &charge.handle.spec;
             tag.clear();
@@ -236,6 +316,24 @@ impl RedisStore {
                 tags_differ = true;
             }
             let counter = key::counter(&inner.prefix, &tag, &spec.id);
+            if let (Some(cache), true) = (cache, spec.code != CONCURRENCY) {
+                if let Some(denied) = cache.lookup(&counter, spec.serial, charge.cost, now) {
+                    return Checked::Ready(Ok(Verdict {
+                        decision: Decision::from_outcome(i, denied),
+                        permits: Permits::none(),
+                    }));
+                }
+                // A charge on a counter an earlier one charges sees that
+                // cost too: its refusal may not hold alone.
+                if !keys.contains(&counter) {
+                    remember.push(Remember {
+                        position: i,
+                        counter: counter.clone(),
+                        serial: spec.serial,
+                        cost: charge.cost,
+                    });
+                }
+            }
             args.push(spec.code.to_owned());
             args.push(charge.cost.to_string());
             args.extend(spec.params.iter().map(u64::to_string));
@@ -255,7 +353,8 @@ impl RedisStore {
             )));
         }
         let inner = Arc::clone(inner);
-        Checked::Pending(CheckFuture::new(inner.check(keys, args, leases)))
+        let remember = (!remember.is_empty()).then_some((now, remember));
+        Checked::Pending(CheckFuture::new(inner.check(keys, args, leases, remember)))
     }
 }
 
@@ -270,6 +369,7 @@ impl Inner {
         keys: Vec<String>,
         args: Vec<String>,
         leases: Vec<Lease>,
+        remember: Option<(u64, Vec<Remember>)>,
     ) -> Result<Verdict, StoreError> {
         let charges = keys.len();
         let reply: Vec<i64> = self
@@ -277,6 +377,16 @@ impl Inner {
             .invoke(&CHECK, keys, args, self.timeout)
             .await?;
         let decision = read_reply(&reply, charges)?;
+        if let (Some(cache), Some((sent, remember)), false) =
+            (&self.over_limit, remember, decision.is_allowed())
+        {
+            for r in remember {
+                let figures = reply.get(1 + 5 * r.position..6 + 5 * r.position);
+                if let Some(outcome) = figures.and_then(read_outcome) {
+                    cache.remember(&r.counter, r.serial, r.cost, sent, &outcome);
+                }
+            }
+        }
         let mut permits = Permits::none();
         if decision.is_allowed() {
             for lease in leases {
@@ -321,6 +431,35 @@ struct Lease {
     cost: u64,
 }
 
+/// A rate charge whose refusal the over-limit cache may keep.
+struct Remember {
+    /// Its position in the check.
+    position: usize,
+    counter: String,
+    serial: u64,
+    cost: u64,
+}
+
+/// One charge's figures from the script: `allowed, limit, remaining,
+/// reset, retry_after`; `None` when malformed.
+fn read_outcome(figures: &[i64]) -> Option<Outcome> {
+    let &[allowed, limit, remaining, reset, retry] = figures else {
+        return None;
+    };
+    let figure = |n: i64| u64::try_from(n).ok();
+    Some(Outcome {
+        allowed: allowed == 1,
+        limit: figure(limit)?,
+        remaining: figure(remaining)?,
+        reset: figure(reset)?,
+        retry_after: if retry < 0 {
+            RETRY_NEVER
+        } else {
+            figure(retry)?
+        },
+    })
+}
+
 /// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
 /// reset, retry_after) per charge}`, into one decision over all charges.
 fn read_reply(reply: &[i64], charges: usize) -> Result<Decision, StoreError> {
@@ -331,21 +470,7 @@ fn read_reply(reply: &[i64], charges: usize) -> Result<Decision, StoreError> {
     }
     let mut decision: Option<Decision> = None;
     for (i, figures) in outcomes.chunks_exact(5).enumerate() {
-        let &[allowed, limit, remaining, reset, retry] = figures else {
-            return Err(malformed());
-        };
-        let figure = |n: i64| u64::try_from(n).map_err(|_| malformed());
-        let outcome = Outcome {
-            allowed: allowed == 1,
-            limit: figure(limit)?,
-            remaining: figure(remaining)?,
-            reset: figure(reset)?,
-            retry_after: if retry < 0 {
-                RETRY_NEVER
-            } else {
-                figure(retry)?
-            },
-        };
+        let outcome = read_outcome(figures).ok_or_else(malformed)?;
         decision = Some(match decision {
             None => Decision::from_outcome(i, outcome),
             Some(d) => d.merge(i, outcome),
@@ -367,6 +492,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     lease: Duration,
+    over_limit_cache: usize,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -376,6 +502,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("concurrency_lease", &self.lease)
+            .field("over_limit_cache", &self.over_limit_cache)
             .finish_non_exhaustive()
     }
 }
@@ -408,6 +535,16 @@ impl RedisStoreBuilder {
     #[must_use]
     pub fn concurrency_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// Turns on the over-limit cache, holding at most `max_entries`
+    /// refusals (each some 100 bytes plus the key name); 0, the default,
+    /// turns it off. See the [module docs](self#over-limit-cache) for what
+    /// it answers and why that is safe.
+    #[must_use]
+    pub fn over_limit_cache(mut self, max_entries: usize) -> Self {
+        self.over_limit_cache = max_entries;
         self
     }
 
@@ -450,6 +587,8 @@ impl RedisStoreBuilder {
                 lease_ms,
                 nonce_base,
                 nonce_next: AtomicU64::new(0),
+                serial_next: AtomicU64::new(0),
+                over_limit: OverLimitCache::new(self.over_limit_cache),
             }),
         })
     }
@@ -473,6 +612,8 @@ struct Spec {
     id: Box<str>,
     /// The script's algorithm code.
     code: &'static str,
+    /// Unique among the limits bound to one store.
+    serial: u64,
     params: [u64; 4],
 }
 
@@ -483,7 +624,7 @@ impl fmt::Debug for RedisHandle {
 }
 
 impl RedisHandle {
-    fn new(limit: &Limit, lease_ms: u64) -> Self {
+    fn new(limit: &Limit, lease_ms: u64, serial: u64) -> Self {
         let quota = limit.quota();
         let period_ms = quota.period_nanos() / 1_000_000;
         let count = quota.count();
@@ -522,6 +663,7 @@ impl RedisHandle {
             spec: Arc::new(Spec {
                 id: format!("{}@{name}", limit.name()).into_boxed_str(),
                 code,
+                serial,
                 params,
             }),
         }
@@ -536,7 +678,8 @@ impl Store for RedisStore {
     /// bound twice (here or in another instance with the same prefix)
     /// share counters.
     fn bind(&self, limit: &Limit) -> RedisHandle {
-        RedisHandle::new(limit, self.inner.lease_ms)
+        let serial = self.inner.serial_next.fetch_add(1, Ordering::Relaxed);
+        RedisHandle::new(limit, self.inner.lease_ms, serial)
     }
 
     fn check(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
