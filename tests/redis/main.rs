@@ -10,6 +10,7 @@
 
 mod algorithms;
 mod atomicity;
+mod breaker;
 mod cluster;
 mod example;
 mod failures;

@@ -101,6 +101,43 @@
 //! recovery needs no restart. The store needs a Tokio runtime with its
 //! time driver enabled (as `#[tokio::main]` gives).
 //!
+//! # Circuit breaker
+//!
+//! So that requests stop paying the timeout during an outage, the store
+//! has a circuit breaker, on by default
+//! ([`RedisStoreBuilder::breaker`], [`RedisStoreBuilder::no_breaker`]):
+//!
+//! - **closed**: checks call Redis; after [`DEFAULT_BREAKER_THRESHOLD`]
+//!   (3) consecutive failed calls (timeouts, or Redis unreachable or
+//!   answering an error) it opens;
+//! - **open**: checks answer at once, without touching the network,
+//!   [`StoreError::Unavailable`] wrapping [`CircuitOpen`], and the layer
+//!   applies its policy as for any store error;
+//! - **half-open**: after the backoff (first
+//!   [`DEFAULT_BREAKER_INITIAL_BACKOFF`], 100 ms, then doubled after each
+//!   failed probe up to [`DEFAULT_BREAKER_MAX_BACKOFF`], 5 s, plus up to
+//!   an eighth as jitter) exactly one check goes to Redis as a probe while
+//!   the others still fail at once. Its success closes the breaker and
+//!   resets the backoff; its failure opens it again. A probe cancelled
+//!   before its answer lets the next check probe.
+//!
+//! Recovery needs no restart: the first probe after Redis is back closes
+//! the breaker, at most one (capped) backoff after it returns. The
+//! over-limit cache answers before the breaker: a cached refusal is still
+//! a refusal while it is open. Each transition is logged once with
+//! `tracing::warn!` (never per request) and counted:
+//! [`RedisStore::breaker_state`], [`RedisStore::breaker_stats`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! # fn main() -> Result<(), tollgate::ConfigError> {
+//! let store = tollgate::store::RedisStore::builder("redis://127.0.0.1:6379/")
+//!     .breaker(5, Duration::from_millis(50), Duration::from_secs(2))
+//!     .build()?;
+//! assert_eq!(store.breaker_state(), tollgate::store::redis::BreakerState::Closed);
+//! # Ok(()) }
+//! ```
+//!
 //! # Over-limit cache
 //!
 //! Opt-in with [`RedisStoreBuilder::over_limit_cache`] (off by default): a
@@ -156,11 +193,13 @@
 //! it with [`StoreError::Unavailable`] rather than check it partly. On one
 //! node (or a proxy in front of a primary) such checks run as one script.
 
+mod breaker;
 mod connection;
 mod future;
 mod key;
 mod over_limit;
 
+pub use breaker::{BreakerState, BreakerStats, CircuitOpen};
 pub use future::CheckFuture;
 
 use std::fmt;
@@ -171,6 +210,7 @@ use std::time::Duration;
 
 use redis::Script;
 
+use self::breaker::{Admit, Breaker};
 use self::connection::Backend;
 use self::over_limit::OverLimitCache;
 use super::{Charge, Checked, Permit, Permits, Store, Verdict};
@@ -187,6 +227,15 @@ pub const DEFAULT_PREFIX: &str = "tollgate";
 
 /// The default lease of a concurrency slot: 60 s.
 pub const DEFAULT_CONCURRENCY_LEASE: Duration = Duration::from_secs(60);
+
+/// The default circuit breaker: open after 3 consecutive failed calls.
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 3;
+
+/// The default first backoff of an open circuit breaker: 100 ms.
+pub const DEFAULT_BREAKER_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The default longest backoff of an open circuit breaker: 5 s.
+pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The least time a permit's release may take, whatever the check timeout.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -213,6 +262,7 @@ struct Inner {
     /// Numbers bound limits, for the over-limit cache.
     serial_next: AtomicU64,
     over_limit: Option<OverLimitCache>,
+    breaker: Option<Breaker>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -228,6 +278,10 @@ impl fmt::Debug for RedisStore {
                     .over_limit
                     .as_ref()
                     .map(OverLimitCache::max_entries),
+            )
+            .field(
+                "breaker_threshold",
+                &self.inner.breaker.as_ref().map(Breaker::threshold),
             )
             .finish_non_exhaustive()
     }
@@ -254,6 +308,11 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             lease: DEFAULT_CONCURRENCY_LEASE,
             over_limit_cache: 0,
+            breaker: Some(BreakerConfig {
+                threshold: DEFAULT_BREAKER_THRESHOLD,
+                initial: DEFAULT_BREAKER_INITIAL_BACKOFF,
+                max: DEFAULT_BREAKER_MAX_BACKOFF,
+            }),
         }
     }
 
@@ -284,6 +343,24 @@ impl RedisStore {
             .over_limit
             .as_ref()
             .map_or(0, OverLimitCache::len)
+    }
+
+    /// Where the circuit breaker stands; [`BreakerState::Closed`] when it
+    /// is off. See the [module docs](self#circuit-breaker).
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner
+            .breaker
+            .as_ref()
+            .map_or(BreakerState::Closed, Breaker::state)
+    }
+
+    /// The circuit breaker's transitions since the store was built, for
+    /// tests and metrics; all zero when it is off.
+    pub fn breaker_stats(&self) -> BreakerStats {
+        self.inner
+            .breaker
+            .as_ref()
+            .map_or_else(BreakerStats::default, Breaker::stats)
     }
 
     fn start(&self, charges: &[Charge<'_, RedisHandle>], take: bool) -> Checked<CheckFuture> {
@@ -352,9 +429,19 @@ impl RedisStore {
                 "a check over several client keys cannot run on Redis Cluster yet".into(),
             )));
         }
+        // After the over-limit cache: a cached refusal still answers.
+        let probe = match inner.breaker.as_ref().map(Breaker::admit) {
+            None | Some(Admit::Call) => false,
+            Some(Admit::Probe) => true,
+            Some(Admit::Reject) => {
+                return Checked::Ready(Err(StoreError::Unavailable(Box::new(CircuitOpen))));
+            }
+        };
         let inner = Arc::clone(inner);
         let remember = (!remember.is_empty()).then_some((now, remember));
-        Checked::Pending(CheckFuture::new(inner.check(keys, args, leases, remember)))
+        Checked::Pending(CheckFuture::new(
+            inner.check(keys, args, leases, remember, probe),
+        ))
     }
 }
 
@@ -370,12 +457,21 @@ impl Inner {
         args: Vec<String>,
         leases: Vec<Lease>,
         remember: Option<(u64, Vec<Remember>)>,
+        probe: bool,
     ) -> Result<Verdict, StoreError> {
         let charges = keys.len();
-        let reply: Vec<i64> = self
+        // Reports the call's answer to the breaker; dropped unanswered (the
+        // check cancelled), it hands the probe on.
+        let mut report = Report {
+            breaker: self.breaker.as_ref(),
+            probe,
+        };
+        let reply = self
             .backend
-            .invoke(&CHECK, keys, args, self.timeout)
-            .await?;
+            .invoke::<Vec<i64>>(&CHECK, keys, args, self.timeout)
+            .await;
+        report.answered(reply.is_ok());
+        let reply = reply?;
         let decision = read_reply(&reply, charges)?;
         if let (Some(cache), Some((sent, remember)), false) =
             (&self.over_limit, remember, decision.is_allowed())
@@ -422,6 +518,36 @@ impl Inner {
             }
         });
     }
+}
+
+/// A call let through by the breaker, until its answer is reported.
+struct Report<'a> {
+    breaker: Option<&'a Breaker>,
+    probe: bool,
+}
+
+impl Report<'_> {
+    fn answered(&mut self, ok: bool) {
+        if let Some(breaker) = self.breaker.take() {
+            breaker.record(self.probe, ok);
+        }
+    }
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        if let (Some(breaker), true) = (self.breaker, self.probe) {
+            breaker.abandon_probe();
+        }
+    }
+}
+
+/// The circuit breaker's settings.
+#[derive(Clone, Copy, Debug)]
+struct BreakerConfig {
+    threshold: u32,
+    initial: Duration,
+    max: Duration,
 }
 
 /// A concurrency lease an admitted request holds.
@@ -493,6 +619,7 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     lease: Duration,
     over_limit_cache: usize,
+    breaker: Option<BreakerConfig>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -503,6 +630,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("timeout", &self.timeout)
             .field("concurrency_lease", &self.lease)
             .field("over_limit_cache", &self.over_limit_cache)
+            .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
 }
@@ -548,12 +676,44 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// The circuit breaker (on by default, with
+    /// [`DEFAULT_BREAKER_THRESHOLD`], [`DEFAULT_BREAKER_INITIAL_BACKOFF`]
+    /// and [`DEFAULT_BREAKER_MAX_BACKOFF`]): it opens after
+    /// `failure_threshold` consecutive failed calls (at least 1), then lets
+    /// one probe through after `initial_backoff` (above zero), doubled
+    /// after each failed probe up to `max_backoff` (at least the initial
+    /// one). See the [module docs](self#circuit-breaker).
+    #[must_use]
+    pub fn breaker(
+        mut self,
+        failure_threshold: u32,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        self.breaker = Some(BreakerConfig {
+            threshold: failure_threshold,
+            initial: initial_backoff,
+            max: max_backoff,
+        });
+        self
+    }
+
+    /// Turns the circuit breaker off: every check calls Redis and, while
+    /// Redis is away, waits for its timeout.
+    #[must_use]
+    pub fn no_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
+    }
+
     /// The store. Connects on the first check, not here.
     ///
     /// # Errors
     ///
     /// [`ConfigError::Store`] for a URL that cannot be read, a prefix with
-    /// braces or of the wrong length, a zero timeout or a lease under 1 ms.
+    /// braces or of the wrong length, a zero timeout, a lease under 1 ms,
+    /// or a breaker with a zero threshold, a zero initial backoff or a
+    /// maximum backoff below the initial one.
     pub fn build(self) -> Result<RedisStore, ConfigError> {
         let refuse = |reason: &str| {
             Err(ConfigError::Store {
@@ -573,6 +733,17 @@ impl RedisStoreBuilder {
         if lease_ms == 0 {
             return refuse("the concurrency lease must be at least 1 ms");
         }
+        if let Some(b) = self.breaker {
+            if b.threshold == 0 {
+                return refuse("the breaker's failure threshold must be at least 1");
+            }
+            if b.initial.is_zero() {
+                return refuse("the breaker's initial backoff must be above zero");
+            }
+            if b.max < b.initial {
+                return refuse("the breaker's maximum backoff must be at least its initial one");
+            }
+        }
         // Microseconds of lease expiry must stay exact in the script.
         let lease_ms = lease_ms.min(1 << 40);
         let backend = Backend::open(&self.url, self.timeout)?;
@@ -589,6 +760,9 @@ impl RedisStoreBuilder {
                 nonce_next: AtomicU64::new(0),
                 serial_next: AtomicU64::new(0),
                 over_limit: OverLimitCache::new(self.over_limit_cache),
+                breaker: self
+                    .breaker
+                    .map(|b| Breaker::new(b.threshold, b.initial, b.max)),
             }),
         })
     }
@@ -735,6 +909,21 @@ mod tests {
             RedisStore::builder("redis://127.0.0.1:1/").prefix(""),
             RedisStore::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO),
             RedisStore::builder("redis://127.0.0.1:1/").concurrency_lease(Duration::ZERO),
+            RedisStore::builder("redis://127.0.0.1:1/").breaker(
+                0,
+                Duration::from_millis(1),
+                Duration::from_secs(1),
+            ),
+            RedisStore::builder("redis://127.0.0.1:1/").breaker(
+                1,
+                Duration::ZERO,
+                Duration::from_secs(1),
+            ),
+            RedisStore::builder("redis://127.0.0.1:1/").breaker(
+                1,
+                Duration::from_secs(2),
+                Duration::from_secs(1),
+            ),
             RedisStore::builder("not a url"),
             RedisStore::builder("redis+cluster://"),
         ] {
