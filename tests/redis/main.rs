@@ -14,6 +14,7 @@ mod breaker;
 mod cluster;
 mod example;
 mod failures;
+mod fallback;
 mod keys;
 mod layer;
 mod over_limit;

@@ -112,7 +112,8 @@
 //!   answering an error) it opens;
 //! - **open**: checks answer at once, without touching the network,
 //!   [`StoreError::Unavailable`] wrapping [`CircuitOpen`], and the layer
-//!   applies its policy as for any store error;
+//!   applies its policy as for any store error (or, with the
+//!   [fallback](#fallback) on, the local limiter answers);
 //! - **half-open**: after the backoff (first
 //!   [`DEFAULT_BREAKER_INITIAL_BACKOFF`], 100 ms, then doubled after each
 //!   failed probe up to [`DEFAULT_BREAKER_MAX_BACKOFF`], 5 s, plus up to
@@ -137,6 +138,60 @@
 //! assert_eq!(store.breaker_state(), tollgate::store::redis::BreakerState::Closed);
 //! # Ok(()) }
 //! ```
+//!
+//! # Fallback
+//!
+//! Opt-in with [`RedisStoreBuilder::fallback_local`] (off by default):
+//! while Redis cannot answer, checks are answered by a local in-memory
+//! limiter enforcing this instance's share of each quota, instead of a
+//! [`StoreError`] (so the layer's [`OnStoreError`](crate::OnStoreError)
+//! policy is not applied to those checks).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), tollgate::ConfigError> {
+//! // Three instances share this Redis: while it is away, each admits a
+//! // third of every quota by itself.
+//! let store = tollgate::store::RedisStore::builder("redis://127.0.0.1:6379/")
+//!     .fallback_local(3)
+//!     .build()?;
+//! assert_eq!(store.fallback_stats().answers, 0);
+//! # Ok(()) }
+//! ```
+//!
+//! Binding a limit also binds, in a private [`MemoryStore`](crate::store::MemoryStore)
+//! of the store, a copy with the same name, period and algorithm whose
+//! count and burst (or most in flight, for a concurrency limit) are
+//! divided by `instances`, **rounded down but at least 1**: `10/minute`
+//! over 2 instances is `5/minute` each, over 3 instances `3/minute`, and
+//! `2/minute` over 5 instances `1/minute`.
+//!
+//! The local limiter answers when the circuit breaker is open (at once,
+//! [`Checked::Ready`], without touching the network) and when a call to
+//! Redis fails with [`StoreError::Timeout`] or
+//! [`StoreError::Unavailable`] (inside the check's future, after the
+//! timeout or the error). It does not answer for a garbled reply, nor for
+//! a check over several client keys on Redis Cluster; those stay errors.
+//! The over-limit cache still answers first.
+//!
+//! While Redis answers, the local limiter is **not charged**: it starts
+//! every outage from a full allowance. Hence the bounds, per key and
+//! period, once instances are in fallback: the fleet admits at most
+//! `instances × share`, which is at most the quota when the count is at
+//! least `instances` (and `instances`, above the quota, when it is not),
+//! **plus** what Redis had already admitted in the current window before
+//! the outage: up to twice the quota in the period the outage starts. It
+//! may also admit less than the quota, when traffic is not spread evenly
+//! over the instances or fewer instances run than configured. When Redis
+//! is back the local state is left as it is and Redis's counters (which
+//! did not see the outage's admissions) answer again.
+//!
+//! The switch to the fallback and back is logged once each with
+//! `tracing::warn!` (never per request) and counted, with the checks it
+//! answered: [`RedisStore::fallback_stats`]. The local store tracks at
+//! most [`DEFAULT_MAX_KEYS`](crate::store::DEFAULT_MAX_KEYS) keys and
+//! evicts idle ones as the memory store does. With the fallback on, each
+//! check copies its client keys (one small allocation per byte key), so
+//! its future can fall back.
 //!
 //! # Over-limit cache
 //!
@@ -195,11 +250,13 @@
 
 mod breaker;
 mod connection;
+mod fallback;
 mod future;
 mod key;
 mod over_limit;
 
 pub use breaker::{BreakerState, BreakerStats, CircuitOpen};
+pub use fallback::FallbackStats;
 pub use future::CheckFuture;
 
 use std::fmt;
@@ -212,8 +269,9 @@ use redis::Script;
 
 use self::breaker::{Admit, Breaker};
 use self::connection::Backend;
+use self::fallback::{Fallback, LocalCharge};
 use self::over_limit::OverLimitCache;
-use super::{Charge, Checked, Permit, Permits, Store, Verdict};
+use super::{Charge, Checked, MemoryHandle, Permit, Permits, Store, Verdict};
 use crate::algorithm::{AlgorithmKind, Concurrency, Outcome, RETRY_NEVER, SLIDING_LOG_MAX};
 use crate::decision::Decision;
 use crate::error::{ConfigError, StoreError};
@@ -263,6 +321,7 @@ struct Inner {
     serial_next: AtomicU64,
     over_limit: Option<OverLimitCache>,
     breaker: Option<Breaker>,
+    fallback: Option<Fallback>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -282,6 +341,10 @@ impl fmt::Debug for RedisStore {
             .field(
                 "breaker_threshold",
                 &self.inner.breaker.as_ref().map(Breaker::threshold),
+            )
+            .field(
+                "fallback_instances",
+                &self.inner.fallback.as_ref().map(Fallback::instances),
             )
             .finish_non_exhaustive()
     }
@@ -313,6 +376,7 @@ impl RedisStore {
                 initial: DEFAULT_BREAKER_INITIAL_BACKOFF,
                 max: DEFAULT_BREAKER_MAX_BACKOFF,
             }),
+            fallback: None,
         }
     }
 
@@ -363,6 +427,16 @@ impl RedisStore {
             .map_or_else(BreakerStats::default, Breaker::stats)
     }
 
+    /// What the local fallback has done: checks it answered, switches to
+    /// it and back; all zero when it is off. See the
+    /// [module docs](self#fallback).
+    pub fn fallback_stats(&self) -> FallbackStats {
+        self.inner
+            .fallback
+            .as_ref()
+            .map_or_else(FallbackStats::default, Fallback::stats)
+    }
+
     fn start(&self, charges: &[Charge<'_, RedisHandle>], take: bool) -> Checked<CheckFuture> {
         if charges.is_empty() {
             return Checked::Ready(Ok(Verdict {
@@ -383,8 +457,24 @@ impl RedisStore {
         let cache = inner.over_limit.as_ref();
         let now = cache.map_or(0, OverLimitCache::now);
         let mut remember = Vec::new();
+        // Owned copies for the local fallback, when on (and every handle
+        // has its local share).
+        let mut local = inner
+            .fallback
+            .as_ref()
+            .map(|_| Vec::with_capacity(charges.len()));
         for (i, charge) in charges.iter().enumerate() {
             let spec = &charge.handle.spec;
+            if let Some(copies) = &mut local {
+                match &spec.local {
+                    Some(handle) => copies.push(LocalCharge {
+                        handle: handle.clone(),
+                        key: charge.key.clone().into_owned(),
+                        cost: charge.cost,
+                    }),
+                    None => local = None,
+                }
+            }
             tag.clear();
             key::push_tag(&mut tag, charge.key);
             if i == 0 {
@@ -434,14 +524,27 @@ impl RedisStore {
             None | Some(Admit::Call) => false,
             Some(Admit::Probe) => true,
             Some(Admit::Reject) => {
-                return Checked::Ready(Err(StoreError::Unavailable(Box::new(CircuitOpen))));
+                return Checked::Ready(match (&inner.fallback, &local) {
+                    (Some(fallback), Some(local)) => {
+                        fallback.answer_owned(local, take, &CircuitOpen)
+                    }
+                    _ => Err(StoreError::Unavailable(Box::new(CircuitOpen))),
+                });
             }
         };
         let inner = Arc::clone(inner);
         let remember = (!remember.is_empty()).then_some((now, remember));
-        Checked::Pending(CheckFuture::new(
-            inner.check(keys, args, leases, remember, probe),
-        ))
+        Checked::Pending(CheckFuture::new(inner.check(
+            Call {
+                keys,
+                args,
+                leases,
+                remember,
+                probe,
+            },
+            local,
+            take,
+        )))
     }
 }
 
@@ -453,12 +556,17 @@ impl Inner {
 
     async fn check(
         self: Arc<Self>,
-        keys: Vec<String>,
-        args: Vec<String>,
-        leases: Vec<Lease>,
-        remember: Option<(u64, Vec<Remember>)>,
-        probe: bool,
+        call: Call,
+        local: Option<Vec<LocalCharge>>,
+        take: bool,
     ) -> Result<Verdict, StoreError> {
+        let Call {
+            keys,
+            args,
+            leases,
+            remember,
+            probe,
+        } = call;
         let charges = keys.len();
         // Reports the call's answer to the breaker; dropped unanswered (the
         // check cancelled), it hands the probe on.
@@ -471,7 +579,20 @@ impl Inner {
             .invoke::<Vec<i64>>(&CHECK, keys, args, self.timeout)
             .await;
         report.answered(reply.is_ok());
-        let reply = reply?;
+        let reply = match (reply, &self.fallback, local) {
+            (Ok(reply), fallback, _) => {
+                if let Some(fallback) = fallback {
+                    fallback.redis_answered();
+                }
+                reply
+            }
+            (
+                Err(error @ (StoreError::Timeout(_) | StoreError::Unavailable(_))),
+                Some(fallback),
+                Some(local),
+            ) => return fallback.answer_owned(&local, take, &error),
+            (Err(error), _, _) => return Err(error),
+        };
         let decision = read_reply(&reply, charges)?;
         if let (Some(cache), Some((sent, remember)), false) =
             (&self.over_limit, remember, decision.is_allowed())
@@ -550,6 +671,15 @@ struct BreakerConfig {
     max: Duration,
 }
 
+/// What a check sends to Redis, and what it does with the answer.
+struct Call {
+    keys: Vec<String>,
+    args: Vec<String>,
+    leases: Vec<Lease>,
+    remember: Option<(u64, Vec<Remember>)>,
+    probe: bool,
+}
+
 /// A concurrency lease an admitted request holds.
 struct Lease {
     key: String,
@@ -620,6 +750,7 @@ pub struct RedisStoreBuilder {
     lease: Duration,
     over_limit_cache: usize,
     breaker: Option<BreakerConfig>,
+    fallback: Option<u32>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -631,6 +762,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("concurrency_lease", &self.lease)
             .field("over_limit_cache", &self.over_limit_cache)
             .field("breaker", &self.breaker)
+            .field("fallback_local", &self.fallback)
             .finish_non_exhaustive()
     }
 }
@@ -706,14 +838,27 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Turns on the local fallback (off by default): while Redis cannot
+    /// answer (the circuit breaker open, or a call timing out or failing),
+    /// checks are answered by a local in-memory limiter enforcing this
+    /// instance's share of each quota, `instances` being how many instances
+    /// share the store (at least 1). See the [module docs](self#fallback)
+    /// for the share's rounding and the admission bound.
+    #[must_use]
+    pub fn fallback_local(mut self, instances: u32) -> Self {
+        self.fallback = Some(instances);
+        self
+    }
+
     /// The store. Connects on the first check, not here.
     ///
     /// # Errors
     ///
     /// [`ConfigError::Store`] for a URL that cannot be read, a prefix with
     /// braces or of the wrong length, a zero timeout, a lease under 1 ms,
-    /// or a breaker with a zero threshold, a zero initial backoff or a
-    /// maximum backoff below the initial one.
+    /// a breaker with a zero threshold, a zero initial backoff or a
+    /// maximum backoff below the initial one, or a local fallback for 0
+    /// instances.
     pub fn build(self) -> Result<RedisStore, ConfigError> {
         let refuse = |reason: &str| {
             Err(ConfigError::Store {
@@ -744,6 +889,9 @@ impl RedisStoreBuilder {
                 return refuse("the breaker's maximum backoff must be at least its initial one");
             }
         }
+        if self.fallback == Some(0) {
+            return refuse("the local fallback needs at least 1 instance");
+        }
         // Microseconds of lease expiry must stay exact in the script.
         let lease_ms = lease_ms.min(1 << 40);
         let backend = Backend::open(&self.url, self.timeout)?;
@@ -763,6 +911,7 @@ impl RedisStoreBuilder {
                 breaker: self
                     .breaker
                     .map(|b| Breaker::new(b.threshold, b.initial, b.max)),
+                fallback: self.fallback.map(Fallback::new),
             }),
         })
     }
@@ -789,6 +938,8 @@ struct Spec {
     /// Unique among the limits bound to one store.
     serial: u64,
     params: [u64; 4],
+    /// This instance's share of the limit in the local fallback, when on.
+    local: Option<MemoryHandle>,
 }
 
 impl fmt::Debug for RedisHandle {
@@ -798,7 +949,7 @@ impl fmt::Debug for RedisHandle {
 }
 
 impl RedisHandle {
-    fn new(limit: &Limit, lease_ms: u64, serial: u64) -> Self {
+    fn new(limit: &Limit, lease_ms: u64, serial: u64, local: Option<MemoryHandle>) -> Self {
         let quota = limit.quota();
         let period_ms = quota.period_nanos() / 1_000_000;
         let count = quota.count();
@@ -839,6 +990,7 @@ impl RedisHandle {
                 code,
                 serial,
                 params,
+                local,
             }),
         }
     }
@@ -853,7 +1005,8 @@ impl Store for RedisStore {
     /// share counters.
     fn bind(&self, limit: &Limit) -> RedisHandle {
         let serial = self.inner.serial_next.fetch_add(1, Ordering::Relaxed);
-        RedisHandle::new(limit, self.inner.lease_ms, serial)
+        let local = self.inner.fallback.as_ref().map(|f| f.bind(limit));
+        RedisHandle::new(limit, self.inner.lease_ms, serial, local)
     }
 
     fn check(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
@@ -926,6 +1079,7 @@ mod tests {
             ),
             RedisStore::builder("not a url"),
             RedisStore::builder("redis+cluster://"),
+            RedisStore::builder("redis://127.0.0.1:1/").fallback_local(0),
         ] {
             assert!(matches!(builder.build(), Err(ConfigError::Store { .. })));
         }
