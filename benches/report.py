@@ -7,6 +7,7 @@ Reads whatever exists of:
   <target>/tollgate-bench/instructions.md                 bash benches/instructions.sh
   <target>/tollgate-bench/memory.json                     cargo bench --bench memory
   <target>/tollgate-bench/http.json                       bash benches/http.sh
+  <target>/tollgate-bench/redis.json                      cargo bench --features redis --bench redis
 
 where <target> is --target-dir, else $CARGO_TARGET_DIR, else ./target of
 the repository. Anything missing is reported as "not run"; nothing is
@@ -67,6 +68,9 @@ DENY_VS_ALLOW = 1.5
 STATE_BYTES = 64.0
 HTTP_ALLOW = 0.98
 HTTP_DENY = 1.0
+REDIS_VS_FLOOR = 0.8
+REDIS_CONCURRENCY = [1, 64]
+REDIS_CASES = ["floor", "store-allow", "store-deny", "store-deny-cached"]
 
 CMD_CHECK = "cargo bench --bench check -- 'check/(apikey|ipv4)/'"
 CMD_CONTENDED = "cargo bench --bench check -- check/contended"
@@ -74,6 +78,7 @@ CMD_MIDDLEWARE = "cargo bench --bench middleware"
 CMD_INSTRUCTIONS = "bash benches/instructions.sh"
 CMD_MEMORY = "cargo bench --bench memory"
 CMD_HTTP = "bash benches/http.sh"
+CMD_REDIS = "cargo bench --features redis --bench redis"
 CMD_ALL = "bash benches/run-all.sh"
 
 
@@ -242,6 +247,7 @@ class Results:
         self.instructions, self.instructions_mtime = self._load_text(self.bench_dir / "instructions.md")
         self.memory, self.memory_mtime = self._load_json(self.bench_dir / "memory.json")
         self.http, self.http_mtime = self._load_json(self.bench_dir / "http.json")
+        self.redis, self.redis_mtime = self._load_json(self.bench_dir / "redis.json")
         self.run_info, _ = self._load_json(self.bench_dir / "run-all.json")
 
     def _load_criterion(self, root: Path) -> None:
@@ -325,6 +331,27 @@ class Results:
         if none and finite(row.get("rps_median")) and finite(none.get("rps_median")):
             return ratio(row["rps_median"], none["rps_median"])
         return None
+
+    def redis_row(self, case: str, concurrency: int) -> dict | None:
+        if not isinstance(self.redis, list):
+            return None
+        for row in self.redis:
+            if isinstance(row, dict) and row.get("case") == case and row.get("concurrency") == concurrency:
+                return row
+        return None
+
+    def redis_rate(self, case: str, concurrency: int) -> float | None:
+        row = self.redis_row(case, concurrency)
+        v = row.get("checks_per_sec_median") if row else None
+        return float(v) if finite(v) else None
+
+    def redis_ratio(self, case: str, concurrency: int) -> float | None:
+        row = self.redis_row(case, concurrency)
+        if row is None:
+            return None
+        if finite(row.get("ratio_to_floor")):
+            return float(row["ratio_to_floor"])
+        return ratio(self.redis_rate(case, concurrency), self.redis_rate("floor", concurrency))
 
     def memory_rows(self) -> list[dict]:
         if not isinstance(self.memory, list):
@@ -468,6 +495,18 @@ def goals(r: Results) -> list[Goal]:
         name = f"HTTP throughput, {mode} ≥ {floor_ratio:g}x no limiter (median requests/s)"
         fig = NOT_RUN if q is None else fmt_ratio(q, 3)
         out.append(Goal(name, status, fig))
+
+    # 8. Redis store against a raw EVALSHA of a trivial script.
+    cases = [(f"concurrency {c}", r.redis_ratio("store-allow", c)) for c in REDIS_CONCURRENCY]
+    status, measured, failing = judge(cases, lambda v: v >= REDIS_VS_FLOOR, len(cases))
+    name = f"Redis store ≥ {REDIS_VS_FLOOR:g}x raw EVALSHA (allowed GCRA checks/s, median)"
+    if measured:
+        fig = ", ".join(f"{label} {fmt_ratio(v, 3)}" for label, v in measured)
+        if len(measured) < len(cases):
+            fig += f"; {coverage(measured, len(cases))}"
+    else:
+        fig = NOT_RUN
+    out.append(Goal(name, status, fig))
     return out
 
 
@@ -688,6 +727,48 @@ def section_http(r: Results) -> str:
     return "\n".join(out)
 
 
+def fmt_rate(v: float | None) -> str:
+    return NOT_RUN if v is None else f"{v:,.0f}"
+
+
+def section_redis(r: Results) -> str:
+    out = [
+        "## 7. Redis store",
+        "",
+        f"Reproduce: `{CMD_REDIS}` (starts its own `redis-server` on a free loopback port, or uses "
+        "`REDIS_URL`).",
+        "",
+        "Checks per second (higher is better) through `RedisStore`, by 1 task and by 64 tokio tasks "
+        "sharing one store, each task on its own key. *floor*: a raw `EVALSHA` of `return 1` over one "
+        "multiplexed connection of the `redis` crate, the least one scripted round trip costs. "
+        "*store-allow*: a GCRA check of a quota nothing reaches; *store-deny*: a GCRA check of a spent "
+        "`1/hour` quota; *store-deny-cached*: the same with `.over_limit_cache(1024)`, answered "
+        "locally after the first refusal. Medians over the rounds; *ratio to floor*: that median over "
+        "the floor's at the same concurrency.",
+        "",
+    ]
+    if not isinstance(r.redis, list):
+        out.append(f"{NOT_RUN}.")
+        return "\n".join(out)
+    out += [measured_line([r.redis_mtime]), ""]
+    rows = []
+    for c in REDIS_CONCURRENCY:
+        for case in REDIS_CASES:
+            row = r.redis_row(case, c)
+            rounds = row.get("rounds") if row else None
+            rows.append(
+                [
+                    case,
+                    str(c),
+                    fmt_rate(r.redis_rate(case, c)),
+                    fmt_ratio(r.redis_ratio(case, c)) if row else NOT_RUN,
+                    str(int(rounds)) if finite(rounds) else NOT_RUN,
+                ]
+            )
+    out.append(md_table(["case", "concurrency", "checks/s (median)", "ratio to floor", "rounds"], rows, ["l", "r", "r", "r", "r"]))
+    return "\n".join(out)
+
+
 def header_lines(r: Results, m: dict, commit: str, now: str) -> list[str]:
     lines = [
         f"- machine: {machine_line(m)}",
@@ -738,6 +819,8 @@ def results_md(r: Results, gs: list[Goal], m: dict, commit: str, now: str) -> st
         section_memory(r),
         "",
         section_http(r),
+        "",
+        section_redis(r),
         "",
     ]
     if r.problems:
@@ -881,7 +964,7 @@ def chart_svg(r: Results, m: dict, commit: str) -> str:
 
 def results_span(r: Results) -> str:
     times = [e.mtime for e in r.criterion.values()]
-    times += [t for t in (r.instructions_mtime, r.memory_mtime, r.http_mtime) if t is not None]
+    times += [t for t in (r.instructions_mtime, r.memory_mtime, r.http_mtime, r.redis_mtime) if t is not None]
     if not times:
         return ""
     lo, hi = fmt_when(min(times)), fmt_when(max(times))
@@ -952,6 +1035,26 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
             )
     else:
         rows.append(["HTTP requests/s relative to no limiter", NOT_RUN, NOT_RUN, DASH])
+    for c in REDIS_CONCURRENCY:
+        a, b = r.redis_rate("store-allow", c), r.redis_rate("floor", c)
+        rows.append(
+            [
+                f"Redis checks/s, allowed, {fmt_count(c, 'task')}: store vs raw EVALSHA (higher is better)",
+                fmt_rate(a),
+                fmt_rate(b),
+                fmt_ratio(ratio(a, b)),
+            ]
+        )
+    for c in REDIS_CONCURRENCY:
+        a, b = r.redis_rate("store-deny-cached", c), r.redis_rate("store-deny", c)
+        rows.append(
+            [
+                f"Redis checks/s, refused, {fmt_count(c, 'task')}: over-limit cache vs none (higher is better)",
+                fmt_rate(a),
+                fmt_rate(b),
+                fmt_ratio(ratio(a, b)),
+            ]
+        )
 
     table = md_table(["comparison", "tollgate", "peer", "tollgate / peer"], rows)
     lines = [
@@ -959,7 +1062,7 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
         "<!-- generated by benches/report.py from the last benchmark run; edits here are overwritten -->",
         "",
         f"Machine: {machine_line(m)}. Report generated {now} at commit `{commit}`"
-        f"{results_span(r)}. Figures are criterion medians; "
+        f"{results_span(r)}. Figures are criterion medians (Redis rows: medians of checks/s over rounds); "
         f"\"{NOT_RUN}\" means that benchmark has not been run on this machine, nothing is filled in.",
         "",
         table,
@@ -970,7 +1073,7 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
         "",
         f"Reproduce everything with `{CMD_ALL}` (skip steps with `SKIP=\"http memory\"`), or one "
         f"at a time: `cargo bench --bench check`, `{CMD_MIDDLEWARE}`, `{CMD_INSTRUCTIONS}`, "
-        f"`{CMD_MEMORY}`, `{CMD_HTTP}`, then `python3 benches/report.py` to rewrite this section.",
+        f"`{CMD_MEMORY}`, `{CMD_HTTP}`, `{CMD_REDIS}`, then `python3 benches/report.py` to rewrite this section.",
         "",
         "All tables, with the command behind each: [benches/RESULTS.md](benches/RESULTS.md). "
         "Chart: [benches/chart.svg](benches/chart.svg).",
@@ -1037,7 +1140,8 @@ def main() -> int:
 
     print(f"results from {target}: {len(r.criterion)} criterion medians, "
           f"instructions {'yes' if r.instructions else NOT_RUN}, "
-          f"memory {'yes' if r.memory_rows() else NOT_RUN}, http {'yes' if isinstance(r.http, list) else NOT_RUN}")
+          f"memory {'yes' if r.memory_rows() else NOT_RUN}, http {'yes' if isinstance(r.http, list) else NOT_RUN}, "
+          f"redis {'yes' if isinstance(r.redis, list) else NOT_RUN}")
     for g in gs:
         print(f"  {g.status:10} {g.name}: {g.figure}")
     for p in r.problems:
