@@ -6,10 +6,25 @@
 //! counted. Every client IP, whatever its tier, is also held to 20/second
 //! with a burst of 40.
 //!
+//! `POST /api/generate/image` stands for expensive work (about 200 ms that
+//! sleeps, no CPU). Besides the limits above it has two more, rate limits
+//! outside and shedding inside, so a request its rate limit refuses never
+//! takes a place in the queue:
+//!
+//! - a concurrency limit per key (API key, or client IP when anonymous):
+//!   2 generations at once, a third gets 429 (`qu="concurrent-requests"`);
+//! - admission control for the route as a whole ([`LoadShedLayer`]): 4
+//!   generations run at once, 4 more wait at most 50 ms, the rest get 503
+//!   at once. Admin and premium requests have high priority, basic normal,
+//!   anonymous low; half the places are kept for high priority, and a high
+//!   request displaces a lower one from a full queue. Under a flood of
+//!   anonymous clients, paying ones keep being served.
+//!
 //! ```text
 //! cargo run --example tiered_api --features serde
 //! curl -i localhost:3000/api/hello
 //! curl -i -H 'x-api-key: premium-demo-key' localhost:3000/api/hello
+//! curl -i -X POST -H 'x-api-key: premium-demo-key' localhost:3000/api/generate/image
 //! ```
 //!
 //! Flags: `--addr HOST:PORT` (default 127.0.0.1:3000), `--config FILE`
@@ -26,13 +41,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tollgate::config::PlansConfig;
 use tollgate::key::{ApiKeyOrIp, ClientIp, TrustedProxies};
+use tollgate::shed::{LoadShedLayer, Priority};
 use tollgate::store::{MemoryStore, Store};
 use tollgate::{Plans, RateLimitLayer};
 
@@ -59,22 +76,89 @@ pub struct Config {
     pub plans: PlansConfig,
 }
 
-/// The plans in force: the tiers, and the per-IP ceiling.
+/// How long one image generation takes by default.
+pub const GENERATE_WORK: Duration = Duration::from_millis(200);
+
+/// The plans in force: the tiers, the per-IP ceiling, and the limits of
+/// `POST /api/generate/image`.
 pub struct Limits {
     /// The tiers and their limits.
     pub tiers: Plans,
     /// The ceiling per client IP.
     pub per_ip: Plans,
+    /// The image generation route.
+    pub generate: Generate,
 }
 
 impl Limits {
-    /// Parses a configuration in the `tiered_api.toml` format.
+    /// Parses a configuration in the `tiered_api.toml` format; the
+    /// generation limits are [`Generate::new`]'s.
     pub fn from_toml(text: &str) -> Result<Self, Box<dyn std::error::Error>> {
         let config: Config = toml::from_str(text)?;
         Ok(Self {
             tiers: config.plans.build()?,
             per_ip: Plans::single("per-ip", &config.per_ip)?,
+            generate: Generate::new()?,
         })
+    }
+}
+
+/// The limits and the simulated work of `POST /api/generate/image`.
+#[derive(Debug, Clone)]
+pub struct Generate {
+    /// How long one generation sleeps.
+    pub work: Duration,
+    /// The limit per key (API key, or client IP when anonymous).
+    pub per_key: Plans,
+    /// Generations running at once, whoever asks.
+    pub max_in_flight: usize,
+    /// Generations waiting for a place.
+    pub max_queue: usize,
+    /// The longest a generation waits for a place.
+    pub max_queue_wait: Duration,
+    /// The share of `max_in_flight`, in percent, kept for high priority
+    /// (premium and admin).
+    pub reserve_high: u8,
+}
+
+impl Generate {
+    /// 2 at once per key; 4 in flight, 4 waiting at most 50 ms, half the
+    /// places kept for premium and admin; [`GENERATE_WORK`] per generation.
+    pub fn new() -> Result<Self, tollgate::ConfigError> {
+        Ok(Self {
+            work: GENERATE_WORK,
+            per_key: Plans::single("generate", "2 concurrent")?,
+            max_in_flight: 4,
+            max_queue: 4,
+            max_queue_wait: Duration::from_millis(50),
+            reserve_high: 50,
+        })
+    }
+}
+
+impl std::fmt::Display for Generate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} per key; {} in flight ({}% kept for premium and admin), \
+             {} waiting at most {} ms; work {} ms",
+            self.per_key.default_tier().limits()[0],
+            self.max_in_flight,
+            self.reserve_high,
+            self.max_queue,
+            self.max_queue_wait.as_millis(),
+            self.work.as_millis(),
+        )
+    }
+}
+
+/// The shedding priority of a tier: paying customers first, anonymous
+/// clients last.
+pub fn priority_of(tier: Option<&str>) -> Priority {
+    match tier {
+        Some("admin" | "premium") => Priority::High,
+        Some("basic") => Priority::Normal,
+        _ => Priority::Low,
     }
 }
 
@@ -128,30 +212,69 @@ pub fn app(limits: Limits, trusted: TrustedProxies) -> Router {
 }
 
 /// The API's router with its limits, counted in `store`.
+///
+/// # Panics
+///
+/// If `limits.generate` names no place in flight or a queue without a wait
+/// (a mistake in the example's own settings).
 pub fn app_with_store<St: Store>(limits: Limits, trusted: TrustedProxies, store: St) -> Router {
     let client_ip = ClientIp::new().trust(trusted);
-    let layer = RateLimitLayer::with_store(limits.tiers, store)
-        .key(
-            ApiKeyOrIp::new(resolve_tier)
-                .client_ip(client_ip.clone())
-                .anonymous_tier("anonymous"),
-        )
+    let key = ApiKeyOrIp::new(resolve_tier)
+        .client_ip(client_ip.clone())
+        .anonymous_tier("anonymous");
+    let layer = RateLimitLayer::with_store(limits.tiers, store.clone())
+        .key(key.clone())
         .also(limits.per_ip, client_ip)
         .headers_on_allowed(true);
+    let generate = limits.generate;
+    let per_key = RateLimitLayer::with_store(generate.per_key, store).key(key.clone());
+    let shed = LoadShedLayer::builder(generate.max_in_flight)
+        .max_queue(generate.max_queue)
+        .max_queue_wait(generate.max_queue_wait)
+        .priority_from_tier(key, priority_of)
+        .reserve(Priority::High, generate.reserve_high)
+        .build()
+        .expect("valid load shedding settings");
+    let work = generate.work;
+    // Rate limits outside, so a refused request never takes a place in the
+    // queue: first the concurrency limit per key (a refusal charges nothing
+    // else and its 429 keeps its own RateLimit fields), then the limits of
+    // every route (a clone of `layer`: the same counters). Inside, admission
+    // control for this route.
+    let generate_route = post(move |headers: HeaderMap| generate_image(headers, work)).layer(
+        tower::ServiceBuilder::new()
+            .layer(per_key)
+            .layer(layer.clone())
+            .layer(shed),
+    );
     Router::new()
         .route("/api/hello", get(hello))
         .layer(layer)
+        .route("/api/generate/image", generate_route)
         // Added after the layer: never limited.
         .route("/health", get(|| async { "ok" }))
 }
 
-async fn hello(headers: HeaderMap) -> Json<serde_json::Value> {
-    let tier = headers
+fn tier_of(headers: &HeaderMap) -> &'static str {
+    headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .and_then(resolve_tier)
-        .unwrap_or("anonymous");
-    Json(serde_json::json!({ "message": "hello", "tier": tier }))
+        .unwrap_or("anonymous")
+}
+
+async fn hello(headers: HeaderMap) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "message": "hello", "tier": tier_of(&headers) }))
+}
+
+/// Pretends to render an image: waits `work`, using no CPU.
+async fn generate_image(headers: HeaderMap, work: Duration) -> Json<serde_json::Value> {
+    tokio::time::sleep(work).await;
+    Json(serde_json::json!({
+        "image": "a-cat-in-a-hat.png",
+        "tier": tier_of(&headers),
+        "work_ms": work.as_millis(),
+    }))
 }
 
 #[tokio::main]
@@ -180,6 +303,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "per client IP: {}",
         limits.per_ip.default_tier().limits()[0]
     );
+    println!("POST /api/generate/image: {}", limits.generate);
     if trusted.is_empty() {
         println!("forwarded headers: ignored (no --trust-proxy)");
     } else {
