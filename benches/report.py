@@ -8,13 +8,15 @@ Reads whatever exists of:
   <target>/tollgate-bench/memory.json                     cargo bench --bench memory
   <target>/tollgate-bench/http.json                       bash benches/http.sh
   <target>/tollgate-bench/redis.json                      cargo bench --features redis --bench redis
+  <target>/tollgate-bench/overload.json                   cargo bench --bench overload
 
 where <target> is --target-dir, else $CARGO_TARGET_DIR, else ./target of
 the repository. Anything missing is reported as "not run"; nothing is
 estimated or filled in. Writes:
 
   benches/RESULTS.md   every table, the goals, the command behind each section
-  benches/chart.svg    bar chart: middleware medians, check medians (1,000 API keys, allow)
+  benches/chart.svg    bar chart: middleware medians, check medians (1,000 API keys, allow),
+                       goodput and p99 under overload with and without shedding
   README.md            the region between <!-- bench:start --> and <!-- bench:end -->
                        (created under "## Performance" if absent), fully regenerated
 
@@ -71,6 +73,14 @@ HTTP_DENY = 1.0
 REDIS_VS_FLOOR = 0.8
 REDIS_CONCURRENCY = [1, 64]
 REDIS_CASES = ["floor", "store-allow", "store-deny", "store-deny-cached"]
+# Load shedding under overload: load factors of the service's capacity; the
+# smallest is the unloaded reference.
+OVERLOAD_MODES = {"none": "no admission control", "shed": "LoadShedLayer"}
+OVERLOAD_FACTORS = [0.5, 1.0, 2.0, 4.0]
+UNLOADED_FACTOR = 0.5
+GOODPUT_AT_4X = 0.9
+SHED_P99_AT_4X = 2.0
+NO_SHED_P99_GROWTH = 10.0
 
 CMD_CHECK = "cargo bench --bench check -- 'check/(apikey|ipv4)/'"
 CMD_CONTENDED = "cargo bench --bench check -- check/contended"
@@ -79,6 +89,7 @@ CMD_INSTRUCTIONS = "bash benches/instructions.sh"
 CMD_MEMORY = "cargo bench --bench memory"
 CMD_HTTP = "bash benches/http.sh"
 CMD_REDIS = "cargo bench --features redis --bench redis"
+CMD_OVERLOAD = "cargo bench --bench overload"
 CMD_ALL = "bash benches/run-all.sh"
 
 
@@ -248,6 +259,7 @@ class Results:
         self.memory, self.memory_mtime = self._load_json(self.bench_dir / "memory.json")
         self.http, self.http_mtime = self._load_json(self.bench_dir / "http.json")
         self.redis, self.redis_mtime = self._load_json(self.bench_dir / "redis.json")
+        self.overload, self.overload_mtime = self._load_json(self.bench_dir / "overload.json")
         self.run_info, _ = self._load_json(self.bench_dir / "run-all.json")
 
     def _load_criterion(self, root: Path) -> None:
@@ -352,6 +364,20 @@ class Results:
         if finite(row.get("ratio_to_floor")):
             return float(row["ratio_to_floor"])
         return ratio(self.redis_rate(case, concurrency), self.redis_rate("floor", concurrency))
+
+    def overload_row(self, mode: str, factor: float) -> dict | None:
+        if not isinstance(self.overload, list):
+            return None
+        for row in self.overload:
+            if isinstance(row, dict) and row.get("mode") == mode and finite(row.get("load_factor")) \
+                    and abs(float(row["load_factor"]) - factor) < 1e-9:
+                return row
+        return None
+
+    def overload_value(self, mode: str, factor: float, field: str) -> float | None:
+        row = self.overload_row(mode, factor)
+        v = row.get(field) if row else None
+        return float(v) if finite(v) else None
 
     def memory_rows(self) -> list[dict]:
         if not isinstance(self.memory, list):
@@ -507,7 +533,60 @@ def goals(r: Results) -> list[Goal]:
     else:
         fig = NOT_RUN
     out.append(Goal(name, status, fig))
+
+    # 9. Load shedding under overload.
+    out += overload_goals(r)
     return out
+
+
+def overload_ratios(r: Results) -> dict:
+    """Goodput at 4x / 1x and p99 of 200s at 4x / unloaded p99, per mode.
+
+    The unloaded p99 is the service's own at the unloaded load factor,
+    without admission control, the same reference for both modes."""
+    unloaded = r.overload_value("none", UNLOADED_FACTOR, "p99_ms")
+    out = {}
+    for mode in OVERLOAD_MODES:
+        out[mode] = (
+            ratio(r.overload_value(mode, 4.0, "goodput_rps"), r.overload_value(mode, 1.0, "goodput_rps")),
+            ratio(r.overload_value(mode, 4.0, "p99_ms"), unloaded),
+        )
+    return out
+
+
+def overload_goals(r: Results) -> list[Goal]:
+    q = overload_ratios(r)
+    (shed_goodput, shed_p99), (none_goodput, none_p99) = q["shed"], q["none"]
+    status, _, _ = judge([("", shed_goodput)], lambda v: v >= GOODPUT_AT_4X, 1)
+    name = f"LoadShedLayer at 4x capacity keeps goodput ≥ {GOODPUT_AT_4X:g}x its goodput at 1x"
+    fig = NOT_RUN if shed_goodput is None else (
+        f"{fmt_ratio(shed_goodput, 3)} (without admission control: {fmt_ratio(none_goodput, 3) if none_goodput else NOT_RUN})"
+    )
+    goals = [Goal(name, status, fig)]
+    # Both halves are measured as ratios of the same unloaded p99; the goal
+    # holds when the shed p99 stays low and the unshed one has grown.
+    checks = [
+        (shed_p99, shed_p99 is not None and shed_p99 <= SHED_P99_AT_4X),
+        (none_p99, none_p99 is not None and none_p99 >= NO_SHED_P99_GROWTH),
+    ]
+    measured = [ok for v, ok in checks if v is not None]
+    if not measured:
+        status = "NOT RUN"
+    elif not all(measured):
+        status = "NOT MET"
+    elif len(measured) < len(checks):
+        status = "INCOMPLETE"
+    else:
+        status = "MET"
+    name = (
+        f"LoadShedLayer at 4x capacity keeps the p99 of admitted requests ≤ {SHED_P99_AT_4X:g}x the unloaded "
+        f"p99, while without admission control it grows ≥ {NO_SHED_P99_GROWTH:g}x"
+    )
+    fig = NOT_RUN if shed_p99 is None else (
+        f"{fmt_ratio(shed_p99)} (without admission control: {fmt_ratio(none_p99) if none_p99 else NOT_RUN})"
+    )
+    goals.append(Goal(name, status, fig))
+    return goals
 
 
 def goals_md(gs: list[Goal]) -> str:
@@ -769,6 +848,64 @@ def section_redis(r: Results) -> str:
     return "\n".join(out)
 
 
+def overload_table(r: Results) -> str:
+    rows = []
+    for mode, label in OVERLOAD_MODES.items():
+        for factor in OVERLOAD_FACTORS:
+            row = r.overload_row(mode, factor)
+
+            def num(k, f, row=row):
+                v = row.get(k) if row else None
+                return f(v) if finite(v) else NOT_RUN
+
+            rows.append(
+                [
+                    label,
+                    f"{factor:g}x" + (" (unloaded)" if factor == UNLOADED_FACTOR else ""),
+                    num("offered_rps", lambda v: f"{v:,.0f}"),
+                    num("goodput_rps", lambda v: f"{v:,.0f}"),
+                    num("shed_rps", lambda v: f"{v:,.0f}"),
+                    num("p50_ms", lambda v: f"{v:.1f}"),
+                    num("p99_ms", lambda v: f"{v:.1f}"),
+                ]
+            )
+    return md_table(
+        ["mode", "load", "offered req/s", "goodput req/s", "shed req/s", "p50 ms (200s)", "p99 ms (200s)"],
+        rows,
+        ["l", "l", "r", "r", "r", "r", "r"],
+    )
+
+
+def section_overload(r: Results) -> str:
+    out = [
+        "## 8. Load shedding under overload",
+        "",
+        f"Reproduce: `{CMD_OVERLOAD}`.",
+        "",
+        "An in-process service (`benches/overload.rs`, no sockets): a FIFO queue in front of 8 "
+        "workers, each answering after 10 ms of simulated work (a tokio sleep), so past its capacity "
+        "work queues inside it and every answer is later. Nominal capacity 800 req/s; a sleep ends on "
+        "the timer's next millisecond tick, so the bench first measures the real capacity (the "
+        "service saturated for 2 s) and offers load as multiples of that. Open-loop arrivals at fixed "
+        "intervals, 2 s per run; requests still waiting when a run ends are dropped. *no admission "
+        "control*: the service alone. *LoadShedLayer*: `max_in_flight` 8, `max_queue` 8, "
+        "`max_queue_wait` 20 ms, CoDel on (5 ms / 100 ms). Goodput: `200` answers completed within "
+        "the run, per second; *shed*: `503` answers per second; latencies from arrival to answer, of "
+        "the `200` answers only. Medians over the rounds; 0.5x is the unloaded reference.",
+        "",
+    ]
+    if not isinstance(r.overload, list):
+        out.append(f"{NOT_RUN}.")
+        return "\n".join(out)
+    cap = r.overload_value("none", 1.0, "capacity_rps")
+    rounds = r.overload_value("none", 1.0, "rounds")
+    out += [measured_line([r.overload_mtime]), ""]
+    if cap is not None:
+        out += [f"Measured capacity: {cap:,.0f} req/s" + (f"; {int(rounds)} rounds." if rounds else "."), ""]
+    out.append(overload_table(r))
+    return "\n".join(out)
+
+
 def header_lines(r: Results, m: dict, commit: str, now: str) -> list[str]:
     lines = [
         f"- machine: {machine_line(m)}",
@@ -822,6 +959,8 @@ def results_md(r: Results, gs: list[Goal], m: dict, commit: str, now: str) -> st
         "",
         section_redis(r),
         "",
+        section_overload(r),
+        "",
     ]
     if r.problems:
         parts += ["## Problems reading results", ""] + [f"- {p}" for p in r.problems] + [""]
@@ -869,23 +1008,57 @@ def chart_svg(r: Results, m: dict, commit: str) -> str:
     bar_h, gap = 22, 8
     esc = html.escape
 
+    def ns(v: float) -> str:
+        return f"{fmt_ns(v)} ns"
+
+    ns_axis = "median time (ns), lower is better"
+    # Each panel: title, bars (label, value or None), value text, axis label.
     panels = [
         (
             "Middleware: one request through a trivial tower service",
             [(case, r.middleware(case)) for case in MIDDLEWARE],
+            ns,
+            ns_axis,
         ),
         (
             "Admission check: 1,000 API keys, allow, one thread",
             [(impl, r.check("apikey", "allow", impl, 1_000)) for impl in CHECK_IMPLS],
+            ns,
+            ns_axis,
         ),
     ]
+    if isinstance(r.overload, list):
+        shed_label = {"shed": "tollgate shed", "none": "no shedding"}
+        factors = [f for f in OVERLOAD_FACTORS if f != UNLOADED_FACTOR]
+        panels += [
+            (
+                "Overload: goodput (200 answers/s) by offered load",
+                [
+                    (f"{shed_label[mode]}, {f:g}x", r.overload_value(mode, f, "goodput_rps"))
+                    for f in factors
+                    for mode in ("shed", "none")
+                ],
+                lambda v: f"{v:,.0f} req/s",
+                "goodput (requests/s), higher is better",
+            ),
+            (
+                "Overload: p99 latency of 200 answers by offered load",
+                [
+                    (f"{shed_label[mode]}, {f:g}x", r.overload_value(mode, f, "p99_ms"))
+                    for f in factors
+                    for mode in ("shed", "none")
+                ],
+                lambda v: f"{v:,.1f} ms",
+                "p99 latency (ms), lower is better",
+            ),
+        ]
 
     y = 0
     body: list[str] = []
     y += 30
     body.append(
         f'<text x="{width / 2}" y="{y}" text-anchor="middle" font-size="18" font-weight="bold">'
-        "tollgate benchmarks: criterion medians, lower is better</text>"
+        "tollgate benchmarks</text>"
     )
     y += 20
     body.append(
@@ -894,12 +1067,12 @@ def chart_svg(r: Results, m: dict, commit: str) -> str:
     )
     y += 22
     legend_x = left
-    for label, color in (("tollgate", TOLLGATE_COLOR), ("governor / tower_governor", PEER_COLOR), ("baseline (none / floor)", BASE_COLOR)):
+    for label, color in (("tollgate", TOLLGATE_COLOR), ("governor / tower_governor", PEER_COLOR), ("baseline / no shedding", BASE_COLOR)):
         body.append(f'<rect x="{legend_x}" y="{y - 11}" width="14" height="14" fill="{color}"/>')
         body.append(f'<text x="{legend_x + 20}" y="{y}" font-size="13">{esc(label)}</text>')
         legend_x += 20 + 8 * len(label) + 24
 
-    for title, bars in panels:
+    for title, bars, value_text, axis_label in panels:
         y += 36
         body.append(f'<text x="{left}" y="{y}" font-size="15" font-weight="bold">{esc(title)}</text>')
         y += 14
@@ -923,10 +1096,10 @@ def chart_svg(r: Results, m: dict, commit: str) -> str:
                 w = max(1.0, plot_w * v / axis_max)
                 bars_svg.append(
                     f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color_for(label)}">'
-                    f"<title>{esc(label)}: {fmt_ns(v)} ns</title></rect>"
+                    f"<title>{esc(label)}: {esc(value_text(v))}</title></rect>"
                 )
                 bars_svg.append(
-                    f'<text x="{left + w + 6:.1f}" y="{cy + 4.5}" font-size="13">{fmt_ns(v)} ns</text>'
+                    f'<text x="{left + w + 6:.1f}" y="{cy + 4.5}" font-size="13">{esc(value_text(v))}</text>'
                 )
             y += bar_h + gap
         bottom = y - gap + 4
@@ -946,13 +1119,13 @@ def chart_svg(r: Results, m: dict, commit: str) -> str:
         y = bottom + 36
         body.append(
             f'<text x="{left + plot_w / 2}" y="{y}" text-anchor="middle" font-size="13">'
-            "median time (ns), lower is better</text>"
+            f"{esc(axis_label)}</text>"
         )
     height = y + 20
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">\n'
-        "<title>tollgate benchmarks: middleware and check medians</title>\n"
+        "<title>tollgate benchmarks: middleware and check medians, load shedding under overload</title>\n"
         f'<rect width="{width}" height="{height}" fill="white"/>\n'
     )
     return head + "\n".join(body) + "\n</svg>\n"
@@ -964,7 +1137,11 @@ def chart_svg(r: Results, m: dict, commit: str) -> str:
 
 def results_span(r: Results) -> str:
     times = [e.mtime for e in r.criterion.values()]
-    times += [t for t in (r.instructions_mtime, r.memory_mtime, r.http_mtime, r.redis_mtime) if t is not None]
+    times += [
+        t
+        for t in (r.instructions_mtime, r.memory_mtime, r.http_mtime, r.redis_mtime, r.overload_mtime)
+        if t is not None
+    ]
     if not times:
         return ""
     lo, hi = fmt_when(min(times)), fmt_when(max(times))
@@ -1056,6 +1233,24 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
             ]
         )
 
+    q = overload_ratios(r)
+    rows.append(
+        [
+            "overload: goodput at 4x capacity / at 1x: LoadShedLayer vs no admission control (higher is better)",
+            fmt_ratio(q["shed"][0], 3) if q["shed"][0] else NOT_RUN,
+            fmt_ratio(q["none"][0], 3) if q["none"][0] else NOT_RUN,
+            DASH,
+        ]
+    )
+    rows.append(
+        [
+            "overload: p99 of 200s at 4x capacity / unloaded p99: LoadShedLayer vs no admission control",
+            fmt_ratio(q["shed"][1]) if q["shed"][1] else NOT_RUN,
+            fmt_ratio(q["none"][1]) if q["none"][1] else NOT_RUN,
+            fmt_ratio(ratio(q["shed"][1], q["none"][1]), 3),
+        ]
+    )
+
     table = md_table(["comparison", "tollgate", "peer", "tollgate / peer"], rows)
     lines = [
         MARK_START,
@@ -1067,18 +1262,24 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
         "",
         table,
         "",
+        f"Load shedding under overload (`{CMD_OVERLOAD}`: a service of 8 workers × 10 ms, open-loop "
+        "load at multiples of its measured capacity; medians over rounds):",
+        "",
+        overload_table(r) if isinstance(r.overload, list) else f"{NOT_RUN}.",
+        "",
         "Goals:",
         "",
         goals_md(gs),
         "",
         f"Reproduce everything with `{CMD_ALL}` (skip steps with `SKIP=\"http memory\"`), or one "
         f"at a time: `cargo bench --bench check`, `{CMD_MIDDLEWARE}`, `{CMD_INSTRUCTIONS}`, "
-        f"`{CMD_MEMORY}`, `{CMD_HTTP}`, `{CMD_REDIS}`, then `python3 benches/report.py` to rewrite this section.",
+        f"`{CMD_MEMORY}`, `{CMD_HTTP}`, `{CMD_REDIS}`, `{CMD_OVERLOAD}`, then `python3 benches/report.py` to rewrite this section.",
         "",
         "All tables, with the command behind each: [benches/RESULTS.md](benches/RESULTS.md). "
         "Chart: [benches/chart.svg](benches/chart.svg).",
         "",
-        "![Middleware and check medians, tollgate beside governor, tower_governor and baselines](benches/chart.svg)",
+        "![Middleware and check medians, tollgate beside governor, tower_governor and baselines; "
+        "goodput and p99 under overload with and without LoadShedLayer](benches/chart.svg)",
         MARK_END,
     ]
     return "\n".join(lines)
@@ -1141,7 +1342,8 @@ def main() -> int:
     print(f"results from {target}: {len(r.criterion)} criterion medians, "
           f"instructions {'yes' if r.instructions else NOT_RUN}, "
           f"memory {'yes' if r.memory_rows() else NOT_RUN}, http {'yes' if isinstance(r.http, list) else NOT_RUN}, "
-          f"redis {'yes' if isinstance(r.redis, list) else NOT_RUN}")
+          f"redis {'yes' if isinstance(r.redis, list) else NOT_RUN}, "
+          f"overload {'yes' if isinstance(r.overload, list) else NOT_RUN}")
     for g in gs:
         print(f"  {g.status:10} {g.name}: {g.figure}")
     for p in r.problems:

@@ -8,12 +8,13 @@
 #   SKIP=redis bash benches/run-all.sh              # no redis-server at hand
 #   CARGO_TARGET_DIR=/tmp/tb bash benches/run-all.sh
 #
-# Steps, in order: check, middleware, instructions, memory, http, redis, report.
+# Steps, in order: check, middleware, instructions, memory, http, redis,
+# overload, report.
 # The redis step starts its own redis-server on a free loopback port (or
 # uses REDIS_URL), so it needs redis-server on PATH.
 # Results go to ${CARGO_TARGET_DIR:-target}/criterion (check, middleware) and
 # ${CARGO_TARGET_DIR:-target}/tollgate-bench/ (instructions.md, memory.json,
-# http.json, redis.json); a skipped step leaves its previous results, if any, in place,
+# http.json, redis.json, overload.json); a skipped step leaves its previous results, if any, in place,
 # and the report shows when each set of results was written.
 set -euo pipefail
 
@@ -26,7 +27,7 @@ cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 out="$target/tollgate-bench"
 
-steps=(check middleware instructions memory http redis report)
+steps=(check middleware instructions memory http redis overload report)
 skip_list=${SKIP:-}
 skip=" ${skip_list//,/ } "
 for name in $skip; do
@@ -90,6 +91,7 @@ step instructions instructions
 step memory cargo bench --bench memory
 step http http
 step redis cargo bench --features redis --bench redis
+step overload cargo bench --bench overload
 step report python3 benches/report.py
 
 echo; echo "== all done in $((SECONDS - started)) s"
