@@ -103,10 +103,7 @@ impl<St: Store> Shared<St> {
                 charges.push(Charge::new(handle, key, cost));
             }
         }
-        match self.store.check(&charges) {
-            Checked::Ready(result) => Evaluation::Done(self.conclude(result, &tiers)),
-            Checked::Pending(future) => Evaluation::Pending(future, tiers),
-        }
+        self.settle(self.store.check(&charges), tiers)
     }
 
     /// [`evaluate`](Self::evaluate) for the common layer of one rule: no
@@ -131,7 +128,13 @@ impl<St: Store> Shared<St> {
                 handles.iter().map(|h| Charge::new(h, &key, cost)).collect();
             self.store.check(&charges)
         };
-        let tiers: Tiers = smallvec::smallvec![tier];
+        self.settle(checked, smallvec::smallvec![tier])
+    }
+
+    /// Concludes an answer known now, or carries the pending one with the
+    /// tiers needed to conclude it later.
+    #[inline]
+    fn settle(&self, checked: Checked<St::Future>, tiers: Tiers) -> Evaluation<St::Future> {
         match checked {
             Checked::Ready(result) => Evaluation::Done(self.conclude(result, &tiers)),
             Checked::Pending(future) => Evaluation::Pending(future, tiers),
