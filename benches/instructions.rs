@@ -30,7 +30,8 @@ use tower::{Layer, Service};
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 
-const CASES: [&str; 12] = [
+const CASES: [&str; 13] = [
+    "none-allow",
     "tollgate-gcra-allow",
     "tollgate-gcra-deny",
     "tollgate-fixed-window-allow",
@@ -167,6 +168,7 @@ fn main() {
                 assert_eq!(black_box(limiter.check_key(&key).is_ok()), allow);
             }
         }
+        "none-allow" => service_case(inner(), 200, false, checks),
         "tollgate-layer-allow" => service_case(
             RateLimitLayer::new(Plans::single("case", "1000000000/second").unwrap()).layer(inner()),
             200,

@@ -25,6 +25,7 @@
 //! curl -i localhost:3000/api/hello
 //! curl -i -H 'x-api-key: premium-demo-key' localhost:3000/api/hello
 //! curl -i -X POST -H 'x-api-key: premium-demo-key' localhost:3000/api/generate/image
+//! curl -i -H 'x-api-key: basic-demo-key' localhost:3000/api/quota   # never charged
 //! ```
 //!
 //! Flags: `--addr HOST:PORT` (default 127.0.0.1:3000), `--config FILE`
@@ -33,6 +34,20 @@
 //! from these peers), `--redis URL` (counters in Redis instead of this
 //! process's memory, so several copies enforce one combined quota; needs
 //! `--features serde,redis`).
+//!
+//! The `--config` file is read again every second while the service runs:
+//! an edit takes effect without a restart (limits whose definition did not
+//! change keep their counters), and a bad edit is logged and ignored, the
+//! plans in force staying. `mode = "shadow"` on a tier observes without
+//! refusing; `mode = "off"` switches its limits off.
+//!
+//! With the `metrics` feature, `GET /metrics` (never limited) answers the
+//! layers' counters in Prometheus text format (see `tollgate::metrics`):
+//!
+//! ```text
+//! cargo run --example tiered_api --features serde,metrics
+//! curl localhost:3000/metrics
+//! ```
 //!
 //! ```text
 //! cargo run --example tiered_api --features serde,redis -- --addr 127.0.0.1:3000 --redis redis://127.0.0.1:6379/
@@ -43,6 +58,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -51,7 +67,7 @@ use tollgate::config::PlansConfig;
 use tollgate::key::{ApiKeyOrIp, ClientIp, TrustedProxies};
 use tollgate::shed::{LoadShedLayer, Priority};
 use tollgate::store::{MemoryStore, Store};
-use tollgate::{Plans, RateLimitLayer};
+use tollgate::{Plans, RateLimitLayer, Reloader};
 
 /// The built-in plans of the example.
 pub const DEFAULT_CONFIG: &str = include_str!("tiered_api.toml");
@@ -212,20 +228,31 @@ pub fn app(limits: Limits, trusted: TrustedProxies) -> Router {
 }
 
 /// The API's router with its limits, counted in `store`.
+pub fn app_with_store<St: Store>(limits: Limits, trusted: TrustedProxies, store: St) -> Router {
+    app_reloadable(limits, trusted, store).0
+}
+
+/// The API's router, and the handle that replaces its tiers and per-IP
+/// ceiling while it runs (rule 0: the tiers, rule 1: the per-IP ceiling).
 ///
 /// # Panics
 ///
 /// If `limits.generate` names no place in flight or a queue without a wait
 /// (a mistake in the example's own settings).
-pub fn app_with_store<St: Store>(limits: Limits, trusted: TrustedProxies, store: St) -> Router {
+pub fn app_reloadable<St: Store>(
+    limits: Limits,
+    trusted: TrustedProxies,
+    store: St,
+) -> (Router, Reloader<St>) {
     let client_ip = ClientIp::new().trust(trusted);
     let key = ApiKeyOrIp::new(resolve_tier)
         .client_ip(client_ip.clone())
         .anonymous_tier("anonymous");
-    let layer = RateLimitLayer::with_store(limits.tiers, store.clone())
+    let (layer, reloader) = RateLimitLayer::with_store(limits.tiers, store.clone())
         .key(key.clone())
         .also(limits.per_ip, client_ip)
-        .headers_on_allowed(true);
+        .headers_on_allowed(true)
+        .reloadable();
     let generate = limits.generate;
     let per_key = RateLimitLayer::with_store(generate.per_key, store).key(key.clone());
     let shed = LoadShedLayer::builder(generate.max_in_flight)
@@ -247,12 +274,135 @@ pub fn app_with_store<St: Store>(limits: Limits, trusted: TrustedProxies, store:
             .layer(layer.clone())
             .layer(shed),
     );
-    Router::new()
+    let peek = layer.clone();
+    let router = Router::new()
         .route("/api/hello", get(hello))
         .layer(layer)
         .route("/api/generate/image", generate_route)
-        // Added after the layer: never limited.
-        .route("/health", get(|| async { "ok" }))
+        // Added after the layer: never limited, and never charged.
+        .route(
+            "/api/quota",
+            get(move |request: Request| quota(peek, request)),
+        )
+        .route("/health", get(|| async { "ok" }));
+    (router, reloader)
+}
+
+/// `GET /api/quota`: what the caller has left, charging nothing.
+async fn quota<St: Store>(layer: RateLimitLayer<St>, request: Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match layer.peek(&request).await {
+        Ok(peeked) => {
+            let body = Json(serde_json::json!({
+                "tier": peeked.tier,
+                "policy": peeked.policy.as_ref().map(|p| p.name()),
+                "limit": peeked.decision.limit(),
+                // What a request sent now would leave, and whether it passes.
+                "remaining_after_next": peeked.decision.remaining(),
+                "next_allowed": peeked.decision.is_allowed(),
+                "reset_seconds": peeked.decision.reset().as_secs_f64().ceil(),
+            }));
+            (peeked.headers, body).into_response()
+        }
+        Err(tollgate::PeekError::Key(error)) => (error.status(), error.to_string()).into_response(),
+        Err(error) => (http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+    }
+}
+
+/// Puts the tiers and per-IP ceiling of a configuration text in force.
+/// Limits whose definition did not change keep their counters; a text that
+/// does not parse changes nothing.
+pub fn reload<St: Store>(
+    reloader: &Reloader<St>,
+    text: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let limits = Limits::from_toml(text)?;
+    reloader.replace_all([limits.tiers, limits.per_ip])?;
+    Ok(())
+}
+
+/// Reads `path` every `every` and reloads the plans when its text changed.
+/// A bad edit is logged once and the plans in force stay.
+pub async fn watch_config<St: Store>(path: PathBuf, reloader: Reloader<St>, every: Duration) {
+    let mut last = std::fs::read_to_string(&path).ok();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) => {
+                if last.is_some() {
+                    tracing::error!(path = %path.display(), %error, "cannot read the config; the plans in force stay");
+                    last = None;
+                }
+                continue;
+            }
+        };
+        if last.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        match reload(&reloader, &text) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "config reloaded:\n{}", reloader.plans()[0])
+            }
+            Err(error) => tracing::error!(
+                path = %path.display(),
+                %error,
+                "config reload rejected; the plans in force stay"
+            ),
+        }
+        last = Some(text);
+    }
+}
+
+/// Watches the `--config` file, if any, for the life of the process.
+fn watch<St: Store>(options: &Options, reloader: Reloader<St>) {
+    if let Some(path) = &options.config {
+        println!(
+            "watching {} for changes (edits take effect without a restart)",
+            path.display()
+        );
+        tokio::spawn(watch_config(path.clone(), reloader, Duration::from_secs(1)));
+    }
+}
+
+/// Installs the Prometheus recorder for the whole process; call it before
+/// building the layers, which register their counters when built.
+#[cfg(feature = "metrics")]
+pub fn install_metrics(
+) -> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn std::error::Error>> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(tollgate::metrics::STORE_LATENCY.into()),
+            &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1],
+        )?
+        .install_recorder()?;
+    tollgate::metrics::describe();
+    // Scrapes drain histograms too; this keeps them small between scrapes.
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(prometheus)
+}
+
+/// Adds `GET /metrics`, the metrics in Prometheus text format, after every
+/// layer: never limited.
+#[cfg(feature = "metrics")]
+pub fn with_metrics(
+    router: Router,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
+    router.route(
+        "/metrics",
+        get(move || std::future::ready(prometheus.render())),
+    )
 }
 
 fn tier_of(headers: &HeaderMap) -> &'static str {
@@ -309,13 +459,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("forwarded headers: trusted from {:?}", options.trust_proxy);
     }
+    #[cfg(feature = "metrics")]
+    let prometheus = install_metrics()?;
     let router = match &options.redis {
         None => {
             println!("counters: in this process's memory");
-            app(limits, trusted)
+            let (router, reloader) = app_reloadable(limits, trusted, MemoryStore::new());
+            watch(&options, reloader);
+            router
         }
-        Some(url) => redis_app(url, limits, trusted)?,
+        Some(url) => redis_app(url, limits, trusted, &options)?,
     };
+    #[cfg(feature = "metrics")]
+    let router = with_metrics(router, prometheus);
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(
@@ -331,12 +487,15 @@ fn redis_app(
     url: &str,
     limits: Limits,
     trusted: TrustedProxies,
+    options: &Options,
 ) -> Result<Router, Box<dyn std::error::Error>> {
     let store = tollgate::store::RedisStore::builder(url)
         .prefix("tiered_api")
         .build()?;
     println!("counters: in Redis (shared by every copy using the same server)");
-    Ok(app_with_store(limits, trusted, store))
+    let (router, reloader) = app_reloadable(limits, trusted, store);
+    watch(options, reloader);
+    Ok(router)
 }
 
 #[cfg(not(feature = "redis"))]
@@ -344,6 +503,7 @@ fn redis_app(
     _url: &str,
     _limits: Limits,
     _trusted: TrustedProxies,
+    _options: &Options,
 ) -> Result<Router, Box<dyn std::error::Error>> {
     Err(
         "--redis needs the redis feature: cargo run --example tiered_api --features serde,redis"

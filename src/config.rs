@@ -6,6 +6,7 @@
 //! default = "anonymous"        # optional: the first tier otherwise
 //! algorithm = "gcra"           # optional: gcra (default), fixed-window,
 //!                              # sliding-window or sliding-log
+//! mode = "enforce"             # optional: enforce (default), shadow or off
 //!
 //! [[tier]]
 //! name = "anonymous"
@@ -15,7 +16,11 @@
 //! name = "basic"
 //! limits = "10/minute; 1000/day"
 //! algorithm = "sliding-window" # optional, for this tier only
+//! mode = "shadow"              # optional, for this tier only
 //! ```
+//!
+//! `mode` is the per-tier switch of [`Mode`]: `shadow` counts and logs what
+//! would be refused without refusing it, `off` is the kill switch.
 //!
 //! ```
 //! let plans = tollgate::Plans::from_toml(r#"
@@ -35,6 +40,7 @@ use serde::Deserialize;
 
 use crate::algorithm::AlgorithmKind;
 use crate::error::ConfigError;
+use crate::mode::Mode;
 use crate::plan::Plans;
 
 /// A plan set as written in a configuration file.
@@ -47,6 +53,9 @@ pub struct PlansConfig {
     /// The algorithm for every tier that names none.
     #[serde(default)]
     pub algorithm: Option<String>,
+    /// The mode of every tier that names none: `enforce`, `shadow`, `off`.
+    #[serde(default)]
+    pub mode: Option<String>,
     /// The tiers, in order.
     #[serde(rename = "tier")]
     pub tiers: Vec<TierConfig>,
@@ -63,11 +72,19 @@ pub struct TierConfig {
     /// The algorithm for this tier's quotas.
     #[serde(default)]
     pub algorithm: Option<String>,
+    /// This tier's mode: `enforce`, `shadow` or `off`.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 fn algorithm(name: &str) -> Result<AlgorithmKind, ConfigError> {
     name.parse()
         .map_err(|e: crate::algorithm::UnknownAlgorithm| ConfigError::File(e.to_string()))
+}
+
+fn mode(name: &str) -> Result<Mode, ConfigError> {
+    name.parse()
+        .map_err(|e: crate::mode::UnknownMode| ConfigError::File(e.to_string()))
 }
 
 impl PlansConfig {
@@ -85,6 +102,14 @@ impl PlansConfig {
         }
         if let Some(default) = &self.default {
             builder = builder.default_tier(default);
+        }
+        if let Some(name) = &self.mode {
+            builder = builder.default_mode(mode(name)?);
+        }
+        for tier in &self.tiers {
+            if let Some(name) = &tier.mode {
+                builder = builder.mode(&tier.name, mode(name)?);
+            }
         }
         builder.build()
     }
@@ -128,6 +153,27 @@ mod tests {
             plans.tier("anonymous").limits()[0].algorithm(),
             AlgorithmKind::SlidingLog
         );
+    }
+
+    #[test]
+    fn reads_modes_per_tier_and_for_all() {
+        let plans = Plans::from_toml(
+            r#"
+            mode = "shadow"
+            [[tier]]
+            name = "a"
+            limits = "1/second"
+            [[tier]]
+            name = "b"
+            limits = "1/second"
+            mode = "off"
+            "#,
+        )
+        .expect("plans");
+        assert_eq!(plans.tier("a").mode(), Mode::Shadow);
+        assert_eq!(plans.tier("b").mode(), Mode::Off);
+        let bad = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/s\"\nmode = \"loud\"\n");
+        assert!(matches!(bad, Err(ConfigError::File(m)) if m.contains("loud")));
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub enum ConfigError {
         /// The name given as default.
         tier: String,
     },
+    /// A setting names a tier that is not defined.
+    #[error("tier {tier:?} is not defined")]
+    UnknownTier {
+        /// The name given.
+        tier: String,
+    },
     /// A burst different from the count on an algorithm that has no burst.
     #[error("policy {policy:?}: a burst applies to gcra only, not {algorithm}")]
     BurstNeedsGcra {

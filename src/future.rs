@@ -6,10 +6,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
+use crate::refund::After;
 use crate::store::Permits;
 
 type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
@@ -33,7 +34,7 @@ pin_project! {
             #[pin]
             future: F,
             permits: Option<Permits>,
-            headers: Option<Box<HeaderMap>>,
+            after: Option<Box<After>>,
         },
         Answered {
             response: Option<Box<Response<Bytes>>>,
@@ -45,12 +46,12 @@ pin_project! {
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn called(future: F, permits: Permits, headers: Option<Box<HeaderMap>>) -> Self {
+    pub(crate) fn called(future: F, permits: Permits, after: Option<Box<After>>) -> Self {
         Self {
             state: State::Called {
                 future,
                 permits: Some(permits),
-                headers,
+                after,
             },
         }
     }
@@ -71,16 +72,17 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     }
 }
 
-/// Wraps an admitted response: its body holds the permits, and the
-/// rate-limit fields are added when asked for.
+/// Wraps an admitted response: its body holds the permits, the rate-limit
+/// fields are added when asked for, and a refund is settled on its status.
 pub(crate) fn finish<B>(
     response: Response<B>,
     permits: Permits,
-    headers: Option<Box<HeaderMap>>,
+    after: Option<Box<After>>,
 ) -> Response<ResponseBody<B>> {
     let mut response = response.map(|body| ResponseBody::inner(body, permits));
-    if let Some(headers) = headers {
-        response.headers_mut().extend(*headers);
+    if let Some(after) = after {
+        let status = response.status();
+        after.apply(status, response.headers_mut());
     }
     response
 }
@@ -96,12 +98,13 @@ where
             StateProj::Called {
                 future,
                 permits,
-                headers,
+                after,
             } => {
-                // An error drops the permits here: the request is over.
+                // An error drops the permits here: the request is over. It
+                // settles no refund: without an answer, the charge stays.
                 let response = ready!(future.poll(cx))?;
                 let permits = permits.take().unwrap_or_default();
-                Poll::Ready(Ok(finish(response, permits, headers.take())))
+                Poll::Ready(Ok(finish(response, permits, after.take())))
             }
             StateProj::Answered { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok((*response).map(ResponseBody::answer))),

@@ -40,6 +40,10 @@
 //!   `redis` feature.
 //! - [`response`]: the answers and how to replace them.
 //! - [`shed`]: load shedding and admission control (503 when overloaded).
+//! - `grpc` (feature `tonic`): the same answers as gRPC statuses
+//!   (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`) with `google.rpc` details.
+//! - `metrics` (feature `metrics`): counters, gauges and a histogram through
+//!   the `metrics` facade.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -52,13 +56,24 @@ pub mod config;
 pub mod decision;
 pub mod error;
 pub mod future;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod grpc;
 pub mod key;
 mod layer;
 pub mod limit;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+mod mode;
+mod peek;
 pub mod plan;
 pub mod quota;
+mod refund;
+mod reload;
 pub mod response;
 mod rule;
+mod rules;
 mod service;
 mod shared;
 pub mod shed;
@@ -68,8 +83,11 @@ pub use decision::Decision;
 pub use error::{ConfigError, StoreError};
 pub use layer::RateLimitLayer;
 pub use limit::Limit;
+pub use mode::{Mode, UnknownMode};
+pub use peek::{PeekError, Peeked};
 pub use plan::Plans;
 pub use quota::Quota;
+pub use reload::{ReloadError, Reloader};
 pub use service::RateLimit;
 pub use shared::OnStoreError;
 pub use shed::LoadShedLayer;

@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::algorithm::AlgorithmKind;
 use crate::error::ConfigError;
 use crate::limit::{validate_name, Limit, LimitKind};
+use crate::mode::Mode;
 use crate::quota::{Quota, QuotaKind, Quotas};
 use crate::store::MAX_CHARGES;
 
@@ -34,6 +35,7 @@ use crate::store::MAX_CHARGES;
 pub struct Tier {
     name: Arc<str>,
     limits: Vec<Limit>,
+    mode: Mode,
 }
 
 impl Tier {
@@ -45,6 +47,11 @@ impl Tier {
     /// The tier's limits, in the order given.
     pub fn limits(&self) -> &[Limit] {
         &self.limits
+    }
+
+    /// Whether the tier's limits refuse, only observe, or are off.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 }
 
@@ -62,6 +69,8 @@ impl Plans {
             entries: Vec::new(),
             default: None,
             algorithm: AlgorithmKind::Gcra,
+            modes: Vec::new(),
+            default_mode: Mode::Enforce,
         }
     }
 
@@ -111,6 +120,9 @@ impl fmt::Display for Plans {
             }
             let default = if i == self.default { " (default)" } else { "" };
             write!(f, "{}{default}:", tier.name)?;
+            if tier.mode != Mode::Enforce {
+                write!(f, " [{}]", tier.mode)?;
+            }
             for (j, limit) in tier.limits.iter().enumerate() {
                 let sep = if j == 0 { " " } else { "; " };
                 write!(f, "{sep}{limit}")?;
@@ -131,6 +143,8 @@ pub struct PlansBuilder {
     entries: Vec<(String, Spec, Option<AlgorithmKind>)>,
     default: Option<String>,
     algorithm: AlgorithmKind,
+    modes: Vec<(String, Mode)>,
+    default_mode: Mode,
 }
 
 impl fmt::Debug for PlansBuilder {
@@ -207,6 +221,23 @@ impl PlansBuilder {
         self
     }
 
+    /// Sets the mode of the tier named `tier` (default
+    /// [`Mode::Enforce`]); [`build`](PlansBuilder::build) refuses a name
+    /// that is no tier.
+    #[must_use]
+    pub fn mode(mut self, tier: impl Into<String>, mode: Mode) -> Self {
+        self.modes.push((tier.into(), mode));
+        self
+    }
+
+    /// Sets the mode of every tier not given one by
+    /// [`mode`](PlansBuilder::mode) (default [`Mode::Enforce`]).
+    #[must_use]
+    pub fn default_mode(mut self, mode: Mode) -> Self {
+        self.default_mode = mode;
+        self
+    }
+
     /// The algorithm for quotas given without one (default GCRA).
     #[must_use]
     pub fn algorithm(mut self, algorithm: AlgorithmKind) -> Self {
@@ -256,7 +287,15 @@ impl PlansBuilder {
             tiers.push(Tier {
                 name: Arc::from(name.as_str()),
                 limits,
+                mode: self.default_mode,
             });
+        }
+        for (name, mode) in self.modes {
+            let tier = tiers
+                .iter_mut()
+                .find(|t| *t.name == *name)
+                .ok_or(ConfigError::UnknownTier { tier: name })?;
+            tier.mode = mode;
         }
         let default = match self.default {
             None => 0,

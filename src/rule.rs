@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use crate::key::KeyExtractor;
+use crate::limit::Limit;
+use crate::mode::Mode;
 use crate::plan::Plans;
 use http::HeaderValue;
 
@@ -15,12 +17,15 @@ use crate::store::Store;
 pub(crate) struct Rule<H> {
     pub(crate) extractor: Arc<dyn KeyExtractor>,
     pub(crate) plans: Plans,
-    /// The bound limits, per tier then per limit.
+    /// The bound limits, per tier then per limit; none for a tier whose
+    /// mode is [`Mode::Off`].
     pub(crate) handles: Vec<Vec<H>>,
     /// Each tier's `RateLimit-Policy` items, written once.
     pub(crate) policy_items: Vec<HeaderValue>,
     /// Each limit's refusal text, per tier then per limit.
     pub(crate) texts: Vec<Vec<PolicyText>>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::RuleMetrics,
 }
 
 impl<H: Clone> Clone for Rule<H> {
@@ -31,6 +36,8 @@ impl<H: Clone> Clone for Rule<H> {
             handles: self.handles.clone(),
             policy_items: self.policy_items.clone(),
             texts: self.texts.clone(),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -40,17 +47,49 @@ impl<H> Rule<H> {
         store: &St,
         plans: Plans,
         extractor: Arc<dyn KeyExtractor>,
-    ) -> Self {
+    ) -> Self
+    where
+        H: Clone,
+    {
+        Self::rebind(store, plans, extractor, None)
+    }
+
+    /// Binds `plans`, keeping the counters of every limit `previous` already
+    /// bound with the same definition (name, quota and algorithm).
+    pub(crate) fn rebind<St: Store<Handle = H>>(
+        store: &St,
+        plans: Plans,
+        extractor: Arc<dyn KeyExtractor>,
+        previous: Option<&Rule<H>>,
+    ) -> Self
+    where
+        H: Clone,
+    {
         let handles = plans
             .tiers()
             .iter()
-            .map(|tier| tier.limits().iter().map(|l| store.bind(l)).collect())
+            .map(|tier| {
+                if tier.mode() == Mode::Off {
+                    return Vec::new();
+                }
+                tier.limits()
+                    .iter()
+                    .map(|l| {
+                        previous
+                            .and_then(|p| p.handle_of(l))
+                            .unwrap_or_else(|| store.bind(l))
+                    })
+                    .collect()
+            })
             .collect();
         let policy_items = plans
             .tiers()
             .iter()
             .map(|tier| {
                 let mut out = Vec::new();
+                if tier.mode() == Mode::Off {
+                    return HeaderValue::from_static("");
+                }
                 for (i, limit) in tier.limits().iter().enumerate() {
                     if i > 0 {
                         out.extend_from_slice(b", ");
@@ -74,10 +113,26 @@ impl<H> Rule<H> {
             .collect();
         Self {
             extractor,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::RuleMetrics::new(&plans),
             plans,
             handles,
             policy_items,
             texts,
         }
+    }
+}
+
+impl<H: Clone> Rule<H> {
+    /// The handle bound for a limit defined exactly as `limit`.
+    fn handle_of(&self, limit: &Limit) -> Option<H> {
+        self.plans
+            .tiers()
+            .iter()
+            .zip(&self.handles)
+            .find_map(|(tier, handles)| {
+                let index = tier.limits().iter().position(|l| l == limit)?;
+                handles.get(index).cloned()
+            })
     }
 }

@@ -82,22 +82,26 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         match self.shared.evaluate(&request) {
-            Evaluation::Done(Conclusion::Admit { permits, headers }) => {
-                ResponseFuture::called(self.inner.call(request), permits, headers)
+            Evaluation::Done(Conclusion::Admit { permits, after }) => {
+                ResponseFuture::called(self.inner.call(request), permits, after)
             }
             Evaluation::Done(Conclusion::Answer(response)) => ResponseFuture::answered(response),
-            Evaluation::Pending(check, tiers) => {
+            Evaluation::Pending(pending) => {
                 // The store answers later: take the service that was made
                 // ready, leave a fresh clone in its place.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.shared);
                 ResponseFuture::waiting(Box::pin(async move {
-                    let result = check.await;
-                    match shared.conclude(result, &tiers) {
-                        Conclusion::Admit { permits, headers } => {
+                    // Only the parts are read while waiting: the body need
+                    // not be `Sync`.
+                    let (parts, body) = request.into_parts();
+                    let conclusion = shared.conclude_pending(pending, &parts).await;
+                    let request = Request::from_parts(parts, body);
+                    match conclusion {
+                        Conclusion::Admit { permits, after } => {
                             let response = inner.call(request).await?;
-                            Ok(finish(response, permits, headers))
+                            Ok(finish(response, permits, after))
                         }
                         Conclusion::Answer(response) => Ok((*response).map(ResponseBody::answer)),
                     }

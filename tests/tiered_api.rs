@@ -24,7 +24,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tollgate::key::TrustedProxies;
 
-use tiered_api::{app, parse_args, resolve_tier, Limits, Options, DEFAULT_CONFIG};
+use tiered_api::{
+    app, app_reloadable, parse_args, resolve_tier, watch_config, Limits, Options, DEFAULT_CONFIG,
+};
 
 /// A running example server and a client for it.
 struct Server {
@@ -80,12 +82,17 @@ impl Reply {
 async fn start(trusted: &[&str]) -> Server {
     let limits = Limits::from_toml(DEFAULT_CONFIG).expect("the shipped config parses");
     let trusted = TrustedProxies::new(trusted).expect("valid proxies");
+    serve(app(limits, trusted)).await
+}
+
+/// Serves `router` on a free loopback port.
+async fn serve(router: axum::Router) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local address");
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
-            app(limits, trusted).into_make_service_with_connect_info::<SocketAddr>(),
+            router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
         .expect("server runs");
@@ -373,4 +380,161 @@ fn demo_keys_resolve_to_their_tiers() {
     assert_eq!(resolve_tier("admin-demo-key"), Some("admin"));
     assert_eq!(resolve_tier("BASIC-DEMO-KEY"), None);
     assert_eq!(resolve_tier(""), None);
+}
+
+/// A config file in a fresh temporary directory, removed on drop.
+struct ConfigFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    fn new(text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tollgate-reload-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ u128::from(rand_seed())
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("plans.toml");
+        std::fs::write(&path, text).expect("write config");
+        Self { dir, path }
+    }
+
+    fn write(&self, text: &str) {
+        // Write then rename, as editors do, so a reader never sees half a file.
+        let next = self.dir.join("plans.toml.new");
+        std::fs::write(&next, text).expect("write config");
+        std::fs::rename(&next, &self.path).expect("replace config");
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish()
+}
+
+/// Waits (at most 5 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn edited_config_takes_effect_without_a_restart_and_bad_edits_are_ignored() {
+    let file = ConfigFile::new(DEFAULT_CONFIG);
+    let limits = Limits::from_toml(DEFAULT_CONFIG).expect("the shipped config parses");
+    let trusted = TrustedProxies::new(&[] as &[&str]).expect("no proxies");
+    let (router, reloader) = app_reloadable(limits, trusted, tollgate::store::MemoryStore::new());
+    let watcher = tokio::spawn(watch_config(
+        file.path.clone(),
+        reloader.clone(),
+        std::time::Duration::from_millis(20),
+    ));
+    let server = serve(router).await;
+    let (admitted, _) = server.until_refused(&[], 10).await;
+    assert_eq!(admitted, 3, "anonymous: 3/minute");
+
+    // Premium changes, anonymous does not: its spent quota stays spent.
+    file.write(&DEFAULT_CONFIG.replace("limits = \"20/minute\"", "limits = \"30/minute\""));
+    eventually("the premium edit", || {
+        reloader.plans()[0].tier("premium").limits()[0]
+            .quota()
+            .count()
+            == 30
+    })
+    .await;
+    assert_eq!(
+        server.hello(&[]).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // A bad edit: logged, ignored, the plans in force stay.
+    file.write("[plans\nthis is not toml");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        reloader.plans()[0].tier("premium").limits()[0]
+            .quota()
+            .count(),
+        30
+    );
+    assert_eq!(
+        server.hello(&[]).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let unknown_algorithm = DEFAULT_CONFIG.replace("algorithm = \"gcra\"", "algorithm = \"leaky\"");
+    file.write(&unknown_algorithm);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        reloader.plans()[0].tiers()[0].limits()[0].algorithm(),
+        tollgate::algorithm::AlgorithmKind::Gcra
+    );
+
+    // Anonymous gets a new quota: a new limit, counted afresh.
+    file.write(&DEFAULT_CONFIG.replace("limits = \"3/minute\"", "limits = \"5/minute\""));
+    eventually("the anonymous edit", || {
+        reloader.plans()[0].tier("anonymous").limits()[0]
+            .quota()
+            .count()
+            == 5
+    })
+    .await;
+    let (admitted, refused) = server.until_refused(&[], 10).await;
+    assert_eq!(admitted, 5, "anonymous: 5/minute after the edit");
+    assert_refusal(&refused, "anonymous", "anonymous");
+
+    // The kill switch: anonymous off, nothing refused.
+    file.write(&DEFAULT_CONFIG.replace(
+        "name = \"anonymous\"\nlimits = \"3/minute\"",
+        "name = \"anonymous\"\nlimits = \"3/minute\"\nmode = \"off\"",
+    ));
+    eventually("the kill switch", || {
+        reloader.plans()[0].tier("anonymous").mode() == tollgate::Mode::Off
+    })
+    .await;
+    for _ in 0..8 {
+        assert_eq!(server.hello(&[]).await.status, StatusCode::OK);
+    }
+    watcher.abort();
+}
+
+#[tokio::test]
+async fn quota_shows_what_is_left_and_charges_nothing() {
+    let server = start(&[]).await;
+    let basic = [("x-api-key", "basic-demo-key")];
+    for _ in 0..3 {
+        let quota = server.get("/api/quota", &basic).await;
+        assert_eq!(quota.status, StatusCode::OK);
+        let body = quota.json();
+        assert_eq!(body["tier"], "basic");
+        assert_eq!(body["policy"], "basic-minute");
+        assert_eq!(body["remaining_after_next"], 9);
+        assert_eq!(body["next_allowed"], true);
+        assert_eq!(quota.ratelimit(), ("basic-minute".to_owned(), 9));
+    }
+    for _ in 0..4 {
+        assert_eq!(server.hello(&basic).await.status, StatusCode::OK);
+    }
+    let body = server.get("/api/quota", &basic).await.json();
+    assert_eq!(body["remaining_after_next"], 5);
+    let (admitted, refused) = server.until_refused(&basic, 20).await;
+    assert_eq!(admitted, 6, "the quota calls spent nothing: 10 - 4 left");
+    assert_refusal(&refused, "basic-minute", "basic");
+    let after = server.get("/api/quota", &basic).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.json()["next_allowed"], false);
+    assert!(after.header("retry-after").is_some());
+    let unknown = server.get("/api/quota", &[("x-api-key", "nope")]).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
 }

@@ -11,7 +11,8 @@ use super::{Identity, Key, KeyError, KeyExtractor, RequestInfo};
 ///
 /// Servers built directly on hyper insert it into each request's extensions
 /// so [`PeerIp`] and [`ClientIp`](super::ClientIp) can read it; axum's
-/// `ConnectInfo<SocketAddr>` and a bare `SocketAddr` extension are read too.
+/// `ConnectInfo<SocketAddr>`, tonic's `TcpConnectInfo` and a bare
+/// `SocketAddr` extension are read too.
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -36,9 +37,12 @@ impl From<SocketAddr> for PeerAddr {
 /// Keys requests by the IP address of the connection's peer.
 ///
 /// The address is read from the request extensions, in this order:
-/// [`PeerAddr`], axum's `ConnectInfo<SocketAddr>` (with the `axum` feature)
-/// and a bare `SocketAddr`. When none is there the server was not set up to
-/// record it, and the request fails with [`KeyError::Missing`] and status 500.
+/// [`PeerAddr`], axum's `ConnectInfo<SocketAddr>` (with the `axum` feature),
+/// the remote address of tonic's `TcpConnectInfo` (with the `tonic` feature;
+/// tonic's server records it for plain TCP connections, not for TLS ones,
+/// where a `map_request` layer can insert a [`PeerAddr`]) and a bare
+/// `SocketAddr`. When none is there the server was not set up to record
+/// it, and the request fails with [`KeyError::Missing`] and status 500.
 ///
 /// Behind a reverse proxy every request has the proxy's address; use
 /// [`ClientIp`](super::ClientIp) there.
@@ -117,6 +121,13 @@ pub(crate) fn peer_addr(ext: &Extensions) -> Option<IpAddr> {
     {
         return Some(addr.ip());
     }
+    #[cfg(feature = "tonic")]
+    if let Some(addr) = ext
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+    {
+        return Some(addr.ip());
+    }
     ext.get::<SocketAddr>().map(SocketAddr::ip)
 }
 
@@ -164,6 +175,25 @@ mod tests {
         let info = axum::extract::ConnectInfo(sock("203.0.113.9:5555"));
         let got = extract_with(&PeerIp::new(), ext_with(info));
         assert_eq!(got, Ok(Identity::new(Key::ip(ip("203.0.113.9")))));
+    }
+
+    #[cfg(feature = "tonic")]
+    #[test]
+    fn reads_tonic_connect_info() {
+        let info = tonic::transport::server::TcpConnectInfo {
+            local_addr: Some(sock("127.0.0.1:50051")),
+            remote_addr: Some(sock("203.0.113.44:6000")),
+        };
+        let got = extract_with(&PeerIp::new(), ext_with(info));
+        assert_eq!(got, Ok(Identity::new(Key::ip(ip("203.0.113.44")))));
+        let unknown = tonic::transport::server::TcpConnectInfo {
+            local_addr: Some(sock("127.0.0.1:50051")),
+            remote_addr: None,
+        };
+        let mut ext = ext_with(unknown);
+        assert_eq!(peer_addr(&ext), None, "no remote address recorded");
+        ext.insert(sock("198.51.100.7:80"));
+        assert_eq!(peer_addr(&ext), Some(ip("198.51.100.7")));
     }
 
     #[test]

@@ -1,10 +1,18 @@
-//! Adaptive concurrency limits: [`Aimd`].
+//! Adaptive concurrency limits: [`Aimd`], and the one interface it and
+//! the [`Gradient`] controller sit behind.
+//!
+//! The [`Core`](super::core::Core) holds a [`Controller`] and feeds it one
+//! sample per admitted request that ends with an [`Outcome`] (a cancelled
+//! request gives none), under the lock it takes for that release anyway:
+//! the controller costs no lock of its own.
 
 use std::time::Duration;
 
 use http::StatusCode;
 
 use super::codel::nanos;
+use super::error::ShedConfigError;
+use super::gradient::{Gradient, GradientState};
 use crate::clock::Nanos;
 
 /// An adaptive limit on requests in flight: additive increase,
@@ -101,15 +109,7 @@ impl Aimd {
 
     /// Whether the settings hold together with a starting limit of `initial`.
     pub(crate) fn check(&self, initial: usize) -> Result<(), &'static str> {
-        if self.min == 0 {
-            return Err("the floor must be at least 1");
-        }
-        if self.min > self.max {
-            return Err("the floor is above the ceiling");
-        }
-        if initial < self.min || initial > self.max {
-            return Err("max_in_flight lies outside the floor and ceiling");
-        }
+        check_bounds(self.min, self.max, initial)?;
         if !(0.5..1.0).contains(&self.backoff) {
             return Err("the backoff ratio must be at least 0.5 and below 1");
         }
@@ -123,7 +123,7 @@ impl Aimd {
     /// (counting the one that ended).
     pub(crate) fn next(&self, limit: usize, in_flight: usize, outcome: Outcome) -> usize {
         let outcome = match outcome {
-            Outcome::Success { latency } if latency > nanos(self.latency_threshold) => {
+            Outcome::Success { latency, .. } if latency > nanos(self.latency_threshold) => {
                 Outcome::Drop
             }
             other => other,
@@ -144,24 +144,120 @@ impl Aimd {
     }
 }
 
+/// Which adaptive controller a layer runs, with its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Adaptive {
+    /// Additive increase, multiplicative decrease.
+    Aimd(Aimd),
+    /// Latency gradient against a periodically measured baseline.
+    Gradient(Gradient),
+}
+
+impl Adaptive {
+    /// Whether the settings hold together with a starting limit of `initial`.
+    pub(crate) fn check(&self, initial: usize) -> Result<(), ShedConfigError> {
+        match self {
+            Adaptive::Aimd(aimd) => aimd.check(initial).map_err(ShedConfigError::Aimd),
+            Adaptive::Gradient(gradient) => {
+                gradient.check(initial).map_err(ShedConfigError::Gradient)
+            }
+        }
+    }
+
+    /// The controller, started at `now` from the layer's `max_in_flight`
+    /// (`initial`), and the limit it starts with.
+    pub(crate) fn start(&self, initial: usize, now: Nanos) -> (Controller, usize) {
+        match self {
+            Adaptive::Aimd(aimd) => (Controller::Aimd(*aimd), initial),
+            Adaptive::Gradient(gradient) => {
+                let state = GradientState::start(*gradient, initial, now);
+                let limit = state.limit();
+                (Controller::Gradient(state), limit)
+            }
+        }
+    }
+}
+
+/// The running state of an adaptive limit.
+#[derive(Debug)]
+pub(crate) enum Controller {
+    /// AIMD keeps no state but the limit itself.
+    Aimd(Aimd),
+    /// The gradient controller's windows, baseline and probe.
+    Gradient(GradientState),
+}
+
+impl Controller {
+    /// The limit after a request ended at `now` with `outcome`, when the
+    /// limit was `limit` and `in_flight` requests ran (counting that one).
+    pub(crate) fn sample(
+        &mut self,
+        limit: usize,
+        in_flight: usize,
+        outcome: Outcome,
+        now: Nanos,
+    ) -> usize {
+        match self {
+            Controller::Aimd(aimd) => aimd.next(limit, in_flight, outcome),
+            Controller::Gradient(state) => state.sample(in_flight, outcome, now),
+        }
+    }
+
+    /// The latencies the controller steers by, for the snapshot.
+    pub(crate) fn latencies(&self) -> Latencies {
+        match self {
+            Controller::Aimd(_) => Latencies::default(),
+            Controller::Gradient(state) => state.latencies(),
+        }
+    }
+}
+
+/// The latencies a controller steers by, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Latencies {
+    /// The long-term baseline (the gradient controller's min RTT).
+    pub(crate) baseline: Option<Nanos>,
+    /// The short-term measure (the last window's percentile).
+    pub(crate) window: Option<Nanos>,
+}
+
 /// How an admitted request ended, for the adaptive limit; a request the
 /// caller cancelled has no outcome (it is ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Answered, after `latency` nanoseconds.
-    Success { latency: Nanos },
+    /// Answered, `latency` nanoseconds after it was admitted at `started`.
+    Success { latency: Nanos, started: Nanos },
     /// Timed out, overloaded or failed.
     Drop,
 }
 
 impl Outcome {
-    /// The outcome of an answer with `status` after `latency`.
-    pub(crate) fn of(status: StatusCode, latency: Nanos) -> Self {
+    /// The outcome of an answer with `status` at `now`, to a request
+    /// admitted at `started`.
+    pub(crate) fn of(status: StatusCode, started: Nanos, now: Nanos) -> Self {
         match status {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => Outcome::Drop,
-            _ => Outcome::Success { latency },
+            _ => Outcome::Success {
+                latency: now.saturating_sub(started),
+                started,
+            },
         }
     }
+}
+
+/// Whether a floor `min` and ceiling `max` hold together with a starting
+/// limit of `initial`: the bounds every adaptive controller shares.
+pub(super) fn check_bounds(min: usize, max: usize, initial: usize) -> Result<(), &'static str> {
+    if min == 0 {
+        return Err("the floor must be at least 1");
+    }
+    if min > max {
+        return Err("the floor is above the ceiling");
+    }
+    if initial < min || initial > max {
+        return Err("max_in_flight lies outside the floor and ceiling");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -170,12 +266,19 @@ mod tests {
 
     const MS: Nanos = 1_000_000;
 
+    fn ok(latency: Nanos) -> Outcome {
+        Outcome::Success {
+            latency,
+            started: 0,
+        }
+    }
+
     #[test]
     fn success_adds_one_only_while_the_limit_is_used() {
         let aimd = Aimd::new(2, 12);
-        assert_eq!(aimd.next(10, 5, Outcome::Success { latency: MS }), 11);
-        assert_eq!(aimd.next(10, 4, Outcome::Success { latency: MS }), 10);
-        assert_eq!(aimd.next(12, 12, Outcome::Success { latency: MS }), 12);
+        assert_eq!(aimd.next(10, 5, ok(MS)), 11);
+        assert_eq!(aimd.next(10, 4, ok(MS)), 10);
+        assert_eq!(aimd.next(12, 12, ok(MS)), 12);
     }
 
     #[test]
@@ -184,22 +287,44 @@ mod tests {
         assert_eq!(aimd.next(100, 1, Outcome::Drop), 90);
         assert_eq!(aimd.next(5, 1, Outcome::Drop), 4);
         assert_eq!(aimd.next(2, 1, Outcome::Drop), 2);
-        let slow = Outcome::Success {
-            latency: 6_000 * MS,
-        };
+        let slow = ok(6_000 * MS);
         assert_eq!(aimd.next(50, 50, slow), 45);
     }
 
     #[test]
     fn statuses_classify() {
         assert_eq!(
-            Outcome::of(StatusCode::SERVICE_UNAVAILABLE, 1),
+            Outcome::of(StatusCode::SERVICE_UNAVAILABLE, 1, 2),
             Outcome::Drop
         );
-        assert_eq!(Outcome::of(StatusCode::GATEWAY_TIMEOUT, 1), Outcome::Drop);
         assert_eq!(
-            Outcome::of(StatusCode::INTERNAL_SERVER_ERROR, 1),
-            Outcome::Success { latency: 1 }
+            Outcome::of(StatusCode::GATEWAY_TIMEOUT, 1, 2),
+            Outcome::Drop
+        );
+        assert_eq!(
+            Outcome::of(StatusCode::INTERNAL_SERVER_ERROR, 5, 7),
+            Outcome::Success {
+                latency: 2,
+                started: 5
+            }
+        );
+    }
+
+    #[test]
+    fn aimd_behind_the_controller_interface_is_unchanged() {
+        let aimd = Aimd::new(2, 100);
+        let (mut controller, limit) = Adaptive::Aimd(aimd).start(10, 0);
+        assert_eq!(limit, 10);
+        let success = ok(MS);
+        assert_eq!(
+            controller.sample(10, 5, success, MS),
+            aimd.next(10, 5, success)
+        );
+        assert_eq!(controller.sample(10, 5, Outcome::Drop, MS), 9);
+        assert_eq!(controller.latencies(), Latencies::default());
+        assert_eq!(
+            Adaptive::Aimd(Aimd::new(0, 4)).check(2),
+            Err(ShedConfigError::Aimd("the floor must be at least 1"))
         );
     }
 

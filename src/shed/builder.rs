@@ -4,12 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::adaptive::Aimd;
+use super::adaptive::{Adaptive, Aimd};
 use super::answer::Answers;
 use super::codel::{nanos, Codel};
 use super::core::Config;
 use super::error::ShedConfigError;
 use super::gate::Gate;
+use super::gradient::Gradient;
+use super::hook::{Shed, ShedFn};
 use super::layer::LoadShedLayer;
 use super::priority::{self, Priority, PriorityFn};
 use crate::clock::{Clock, MonotonicClock};
@@ -25,7 +27,8 @@ use crate::key::{KeyExtractor, RequestInfo};
 /// | CoDel | on: target 5 ms, interval 100 ms ("Fail at Scale") |
 /// | priority | [`Priority::Normal`] for every request |
 /// | reservations | none |
-/// | adaptive limit | none: the limit stays `max_in_flight` |
+/// | answer to a shed request | 503 problem+json ([`on_shed`](LoadShedBuilder::on_shed) to replace it) |
+/// | adaptive limit | none: the limit stays `max_in_flight` ([`aimd`](LoadShedBuilder::aimd) or [`gradient`](LoadShedBuilder::gradient) to move it) |
 ///
 /// Errors are reported by [`build`](LoadShedBuilder::build), never by a panic.
 #[must_use]
@@ -36,10 +39,11 @@ pub struct LoadShedBuilder {
     retry_after: Duration,
     codel: Option<Codel>,
     reservations: Vec<(Priority, u8)>,
-    aimd: Option<Aimd>,
+    adaptive: Option<Adaptive>,
     priority: Option<PriorityFn>,
     default_priority: Priority,
     clock: Option<Arc<dyn Clock>>,
+    on_shed: Option<ShedFn>,
 }
 
 impl LoadShedBuilder {
@@ -51,10 +55,11 @@ impl LoadShedBuilder {
             retry_after: Duration::from_secs(1),
             codel: Some(Codel::new()),
             reservations: Vec::new(),
-            aimd: None,
+            adaptive: None,
             priority: None,
             default_priority: Priority::Normal,
             clock: None,
+            on_shed: None,
         }
     }
 
@@ -132,10 +137,39 @@ impl LoadShedBuilder {
         self
     }
 
-    /// Moves the limit with AIMD, starting from `max_in_flight`.
+    /// Moves the limit with AIMD, starting from `max_in_flight` (replaces
+    /// a [`gradient`](LoadShedBuilder::gradient) controller).
     pub fn aimd(mut self, aimd: Aimd) -> Self {
-        self.aimd = Some(aimd);
+        self.adaptive = Some(Adaptive::Aimd(aimd));
         self
+    }
+
+    /// Moves the limit with the gradient controller: it measures the
+    /// baseline latency first (the limit pinned at the probe limit), then
+    /// resumes from `max_in_flight` (replaces an [`aimd`](LoadShedBuilder::aimd)
+    /// controller).
+    pub fn gradient(mut self, gradient: Gradient) -> Self {
+        self.adaptive = Some(Adaptive::Gradient(gradient));
+        self
+    }
+
+    /// Answers shed requests with `respond` instead of the default 503
+    /// problem ([`Shed::to_response`] builds that one, so a closure can
+    /// start from it). `respond` runs outside the layer's lock.
+    pub fn on_shed(
+        mut self,
+        respond: impl Fn(&Shed<'_>) -> http::Response<bytes::Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_shed = Some(Arc::new(respond));
+        self
+    }
+
+    /// Answers shed requests as gRPC: trailers-only `UNAVAILABLE` with
+    /// `RetryInfo` and `ErrorInfo` details (see [`crate::grpc::respond_shed`]).
+    #[cfg(feature = "tonic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+    pub fn grpc(self) -> Self {
+        self.on_shed(crate::grpc::respond_shed)
     }
 
     /// Reads time from `clock` (default [`MonotonicClock`]); tests use a
@@ -172,16 +206,15 @@ impl LoadShedBuilder {
                 return Err(ShedConfigError::Codel);
             }
         }
-        if let Some(aimd) = &self.aimd {
-            aimd.check(self.max_in_flight)
-                .map_err(ShedConfigError::Aimd)?;
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.check(self.max_in_flight)?;
         }
         let config = Config {
             max_queue,
             max_queue_wait: nanos(self.max_queue_wait),
             codel: self.codel,
             withheld,
-            aimd: self.aimd,
+            adaptive: self.adaptive,
         };
         let clock = self
             .clock
@@ -192,7 +225,7 @@ impl LoadShedBuilder {
             clock,
             self.priority,
             self.default_priority,
-            Answers::new(self.retry_after),
+            Answers::new(self.retry_after, self.max_in_flight).with_hook(self.on_shed),
         );
         Ok(LoadShedLayer::from_gate(Arc::new(gate)))
     }
@@ -207,7 +240,7 @@ impl fmt::Debug for LoadShedBuilder {
             .field("retry_after", &self.retry_after)
             .field("codel", &self.codel)
             .field("reservations", &self.reservations)
-            .field("aimd", &self.aimd)
+            .field("adaptive", &self.adaptive)
             .field("default_priority", &self.default_priority)
             .finish_non_exhaustive()
     }
@@ -256,6 +289,10 @@ mod tests {
         assert!(matches!(
             err(LoadShedBuilder::new(1).aimd(Aimd::new(2, 4))),
             Some(ShedConfigError::Aimd(_))
+        ));
+        assert!(matches!(
+            err(LoadShedBuilder::new(1).gradient(Gradient::default())),
+            Some(ShedConfigError::Gradient(_))
         ));
     }
 

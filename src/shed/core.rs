@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::adaptive::{Aimd, Outcome};
+use super::adaptive::{Adaptive, Controller, Outcome};
 use super::codel::{Codel, CodelState};
 use super::priority::Priority;
 use super::queue::{Left, Queue, Resolution, Waiter, WaiterId, Wakers};
@@ -28,7 +28,7 @@ pub(crate) struct Config {
     pub(crate) codel: Option<Codel>,
     /// The percentage of the limit requests of each priority may not use.
     pub(crate) withheld: [u8; Priority::COUNT],
-    pub(crate) aimd: Option<Aimd>,
+    pub(crate) adaptive: Option<Adaptive>,
 }
 
 /// What happens to an arriving request.
@@ -63,10 +63,19 @@ pub(crate) struct Core {
     cancelled: u64,
     shed: ShedCounts,
     timer_running: bool,
+    /// The adaptive limit, if any.
+    controller: Option<Controller>,
 }
 
 impl Core {
     pub(crate) fn new(limit: usize, now: Nanos, config: &Config) -> Self {
+        let (controller, limit) = match &config.adaptive {
+            Some(adaptive) => {
+                let (controller, limit) = adaptive.start(limit, now);
+                (Some(controller), limit)
+            }
+            None => (None, limit),
+        };
         Self {
             limit,
             in_flight: 0,
@@ -76,6 +85,7 @@ impl Core {
             cancelled: 0,
             shed: ShedCounts::default(),
             timer_running: false,
+            controller,
         }
     }
 
@@ -238,8 +248,8 @@ impl Core {
         now: Nanos,
         fx: &mut Effects,
     ) {
-        if let (Some(aimd), Some(outcome)) = (&config.aimd, outcome) {
-            self.limit = aimd.next(self.limit, self.in_flight, outcome);
+        if let (Some(controller), Some(outcome)) = (&mut self.controller, outcome) {
+            self.limit = controller.sample(self.limit, self.in_flight, outcome, now);
         }
         self.in_flight = self.in_flight.saturating_sub(1);
         if !self.queue.is_empty() {
@@ -285,6 +295,11 @@ impl Core {
     }
 
     pub(crate) fn snapshot(&self, now: Nanos) -> Snapshot {
+        let latencies = self
+            .controller
+            .as_ref()
+            .map(Controller::latencies)
+            .unwrap_or_default();
         Snapshot {
             limit: self.limit,
             in_flight: self.in_flight,
@@ -299,6 +314,8 @@ impl Core {
             admitted: self.admitted,
             cancelled: self.cancelled,
             shed: self.shed.clone(),
+            baseline_latency: latencies.baseline.map(Duration::from_nanos),
+            window_latency: latencies.window.map(Duration::from_nanos),
         }
     }
 }
@@ -317,7 +334,7 @@ mod tests {
             max_queue_wait: 100 * MS,
             codel: Some(Codel::new()),
             withheld: [0; Priority::COUNT],
-            aimd: None,
+            adaptive: None,
         }
     }
 

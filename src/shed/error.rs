@@ -30,4 +30,7 @@ pub enum ShedConfigError {
     /// AIMD settings that do not hold together.
     #[error("aimd: {0}")]
     Aimd(&'static str),
+    /// Gradient controller settings that do not hold together.
+    #[error("gradient: {0}")]
+    Gradient(&'static str),
 }

@@ -43,6 +43,8 @@ pub(crate) struct Gate {
     pub(super) core: Mutex<Core>,
     /// Wakes the timer thread when a deadline moves earlier.
     pub(super) timer: Condvar,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::ShedMetrics,
 }
 
 impl Gate {
@@ -63,6 +65,8 @@ impl Gate {
             answers,
             core: Mutex::new(core),
             timer: Condvar::new(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::ShedMetrics::new(),
         }
     }
 
@@ -143,7 +147,7 @@ impl Gate {
 
     /// Whether outcomes are wanted (an adaptive limit is configured).
     pub(crate) fn adaptive(&self) -> bool {
-        self.config.aimd.is_some()
+        self.config.adaptive.is_some()
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -153,6 +157,13 @@ impl Gate {
 
     /// The answer to a request of `priority` shed for `reason`.
     pub(crate) fn answer(&self, reason: ShedReason, priority: Priority) -> Response<Bytes> {
+        tracing::debug!(
+            reason = reason.as_str(),
+            priority = priority.as_str(),
+            "request shed"
+        );
+        #[cfg(feature = "metrics")]
+        self.metrics.shed(reason, priority);
         self.answers.response(reason, priority)
     }
 }

@@ -51,6 +51,9 @@
 //!   [`ShedReason`]'s names (`queue_full`, `queue_timeout`, `overloaded`,
 //!   `displaced`) and `priority` the request's [`Priority`]. That tells it
 //!   apart from a client's own `429`.
+//! - [`LoadShedBuilder::on_shed`] answers shed requests with a closure of
+//!   yours instead (it gets a [`Shed`]); with the `tonic` feature,
+//!   `LoadShedBuilder::grpc` answers them as gRPC `UNAVAILABLE`.
 //!
 //! # Queue management
 //!
@@ -78,6 +81,12 @@
 //! the service answers: one more after each success while the limit is in
 //! use, 10% less after a drop (a 503 or 504, an error, or an answer slower
 //! than the threshold); a client cancel counts for nothing.
+//!
+//! With [`Gradient`], it follows the latency gradient instead, as Netflix's
+//! Gradient2 and Envoy's adaptive concurrency filter do: window by window,
+//! the limit falls as the latency climbs past a baseline measured unloaded
+//! (re-measured every minute, the limit pinned low meanwhile) and grows by
+//! a square-root headroom while it stays near it.
 //!
 //! # With rate limits
 //!
@@ -138,6 +147,8 @@ mod core;
 pub mod error;
 pub mod future;
 mod gate;
+mod gradient;
+mod hook;
 mod layer;
 mod priority;
 mod queue;
@@ -149,9 +160,12 @@ mod timer;
 mod wait;
 
 pub use adaptive::Aimd;
+pub use answer::POLICY;
 pub use builder::LoadShedBuilder;
 pub use codel::Codel;
 pub use error::ShedConfigError;
+pub use gradient::Gradient;
+pub use hook::Shed;
 pub use layer::LoadShedLayer;
 pub use priority::Priority;
 pub use reason::ShedReason;

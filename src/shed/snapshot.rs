@@ -12,7 +12,9 @@ use super::reason::ShedReason;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Snapshot {
-    /// The current limit on requests in flight (moves under AIMD).
+    /// The current limit on requests in flight (moves under AIMD and the
+    /// gradient controller; the probe limit while the gradient controller
+    /// measures its baseline).
     pub limit: usize,
     /// Requests admitted whose response body has not ended yet.
     pub in_flight: usize,
@@ -33,6 +35,15 @@ pub struct Snapshot {
     pub cancelled: u64,
     /// Requests shed, by reason and priority.
     pub shed: ShedCounts,
+    /// The gradient controller's baseline: the latency percentile of its
+    /// last min-RTT probe, what the service answers in unloaded. `None`
+    /// without the gradient controller or before its first probe ends.
+    pub baseline_latency: Option<Duration>,
+    /// The gradient controller's short-term latency: the percentile of the
+    /// successes of its last complete window. `None` without the gradient
+    /// controller, before its first window ends, or when that window had
+    /// drops only.
+    pub window_latency: Option<Duration>,
 }
 
 /// Requests shed, by reason and by priority.

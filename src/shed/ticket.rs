@@ -31,8 +31,7 @@ impl Ticket {
     /// The inner service answered with `status`.
     pub(crate) fn answered(&mut self, status: StatusCode) {
         if self.gate.adaptive() {
-            let latency = self.gate.now().saturating_sub(self.started);
-            self.outcome = Some(Outcome::of(status, latency));
+            self.outcome = Some(Outcome::of(status, self.started, self.gate.now()));
         }
     }
 

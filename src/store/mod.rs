@@ -38,6 +38,7 @@ pub use permit::{Permit, Permits};
 
 use std::future::Future;
 
+use crate::clock::Nanos;
 use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::key::Key;
@@ -65,6 +66,13 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Answers what [`check`](Store::check) would, charging nothing.
     fn peek(&self, charges: &[Charge<'_, Self::Handle>]) -> Checked<Self::Future>;
+
+    /// Gives back the charges an admitted check took (its verdict's
+    /// [`receipt`](Verdict::receipt)): the same windows, the same cost,
+    /// never more room than the charge took. Concurrency limits are skipped
+    /// (their permits give the room back). A remote store may finish the
+    /// refund after this returns.
+    fn refund(&self, charges: &[Charge<'_, Self::Handle>], receipt: Receipt);
 }
 
 /// One limit to charge for one key.
@@ -113,6 +121,21 @@ pub struct Verdict {
     pub decision: Decision,
     /// Concurrency permits: hold them until the response is finished.
     pub permits: Permits,
+    /// What [`Store::refund`] needs to give back exactly what was taken;
+    /// `None` when nothing was charged (or the store cannot refund it).
+    pub receipt: Option<Receipt>,
+}
+
+/// When a check's charges were taken, on the store's own clock (the memory
+/// store's clock; Redis's `TIME` as nanoseconds since the Unix epoch), and
+/// an identifier the store gave the check (Redis names sorted-set members
+/// with it; 0 for the memory store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The store's time of the charge.
+    pub at: Nanos,
+    /// The store's identifier of the check.
+    pub id: u64,
 }
 
 /// The future type of a store that always answers at once.

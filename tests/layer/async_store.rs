@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::sync::Semaphore;
 use tollgate::clock::ManualClock;
-use tollgate::store::{Charge, Checked, MemoryHandle, MemoryStore, Store, Verdict};
+use tollgate::store::{Charge, Checked, MemoryHandle, MemoryStore, Receipt, Store, Verdict};
 use tollgate::{Limit, OnStoreError, RateLimitLayer, StoreError};
 use tower::Layer;
 
@@ -90,7 +90,14 @@ impl Store for SlowStore {
     }
 
     fn peek(&self, charges: &[Charge<'_, MemoryHandle>]) -> Checked<Answer> {
+        if self.down.load(Ordering::SeqCst) {
+            return self.answer(Err(StoreError::Unavailable("connection refused".into())));
+        }
         self.answer(Self::now(self.memory.peek(charges)))
+    }
+
+    fn refund(&self, charges: &[Charge<'_, MemoryHandle>], receipt: Receipt) {
+        self.memory.refund(charges, receipt);
     }
 }
 
@@ -262,4 +269,61 @@ async fn permits_from_the_waiting_path_last_as_long_as_the_body() {
     assert_eq!(statuses(&mut svc, PEER, 3).await, [200, 200, 200]);
     assert_eq!(slow.answered.load(Ordering::SeqCst), 5);
     assert_eq!(calls.get(), 4);
+}
+
+#[tokio::test]
+async fn a_shadow_tier_is_checked_again_without_it_on_the_waiting_path() {
+    let clock = ManualClock::new();
+    let slow = SlowStore::new(&clock);
+    let calls = Calls::default();
+    let shadowed = tollgate::Plans::builder()
+        .tier("new-limit", "1/minute")
+        .mode("new-limit", tollgate::Mode::Shadow)
+        .build()
+        .expect("plans");
+    let mut svc = RateLimitLayer::with_store(shadowed, slow.clone())
+        .also(single("per-ip", "3/minute"), tollgate::key::PeerIp::new())
+        .layer(Ok200::new(&calls));
+    assert_eq!(statuses(&mut svc, PEER, 3).await, [200, 200, 200]);
+    let refused = send(&mut svc, from(PEER)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json()["policy"], "per-ip");
+    assert_eq!(calls.get(), 3);
+    // Requests 2 to 4 were refused by the shadow limit, then checked again
+    // without it: 1 + 2 * 3 checks, all answered later.
+    assert_eq!(slow.checks.load(Ordering::SeqCst), 7);
+    assert_eq!(slow.answered.load(Ordering::SeqCst), 7);
+}
+
+#[tokio::test]
+async fn peeking_waits_for_a_remote_store_and_charges_nothing() {
+    let clock = ManualClock::new();
+    let slow = SlowStore::new(&clock);
+    let calls = Calls::default();
+    let layer = RateLimitLayer::with_store(single("api", "2/minute"), slow.clone());
+    for _ in 0..3 {
+        let peeked = layer.peek(&from(PEER)).await.expect("peek");
+        assert_eq!(peeked.decision.remaining(), 1);
+    }
+    assert_eq!(slow.answered.load(Ordering::SeqCst), 3, "answered later");
+    slow.down.store(true, Ordering::SeqCst);
+    let error = layer.peek(&from(PEER)).await.expect_err("store down");
+    assert!(matches!(error, tollgate::PeekError::Store(_)), "{error:?}");
+    slow.down.store(false, Ordering::SeqCst);
+    let mut svc = layer.layer(Ok200::new(&calls));
+    assert_eq!(statuses(&mut svc, PEER, 3).await, [200, 200, 429]);
+}
+
+#[tokio::test]
+async fn refunds_settle_on_the_waiting_path_too() {
+    let clock = ManualClock::new();
+    let slow = SlowStore::new(&clock);
+    let calls = Calls::default();
+    let mut svc = RateLimitLayer::with_store(single("api", "1/minute"), slow.clone())
+        .refund_when(|status, _| status.is_success())
+        .layer(Ok200::new(&calls));
+    // Every answer is a success, so every charge comes back.
+    assert_eq!(statuses(&mut svc, PEER, 5).await, [200; 5]);
+    assert_eq!(slow.answered.load(Ordering::SeqCst), 5, "answered later");
+    assert_eq!(calls.get(), 5);
 }

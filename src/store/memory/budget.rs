@@ -23,6 +23,8 @@ pub(crate) struct Budget {
     min_full_sweep_gap: Nanos,
     idle_sweep_every: Nanos,
     tables: Mutex<Vec<Weak<Table>>>,
+    #[cfg(feature = "metrics")]
+    gauge: crate::metrics::KeysGauge,
 }
 
 impl Budget {
@@ -34,6 +36,8 @@ impl Budget {
             min_full_sweep_gap,
             idle_sweep_every,
             tables: Mutex::new(Vec::new()),
+            #[cfg(feature = "metrics")]
+            gauge: crate::metrics::KeysGauge::new(),
         }
     }
 
@@ -67,6 +71,8 @@ impl Budget {
                     .compare_exchange_weak(count, count + 1, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
+                    #[cfg(feature = "metrics")]
+                    self.gauge.added();
                     return Ok(());
                 }
                 continue;
@@ -85,6 +91,8 @@ impl Budget {
     /// Gives back room taken by `reserve` for a key another caller inserted first.
     pub(crate) fn release(&self, n: usize) {
         self.count.fetch_sub(n, Ordering::AcqRel);
+        #[cfg(feature = "metrics")]
+        self.gauge.removed(n);
     }
 
     /// Sweeps every table if no other caller claimed the sweep since `last`.

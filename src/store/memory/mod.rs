@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use self::budget::Budget;
 use self::table::Table;
-use super::{Charge, Checked, Never, Permits, Store, Verdict};
+use super::{Charge, Checked, Never, Permits, Receipt, Store, Verdict};
 use crate::clock::{Clock, MonotonicClock, Nanos};
 use crate::decision::Decision;
 use crate::error::StoreError;
@@ -205,9 +205,11 @@ impl<C: Clock> MemoryStore<C> {
         if take && charges.len() == 1 {
             let c = &charges[0];
             let outcome = c.handle.table.acquire(c.key, now, c.cost, &mut permits)?;
+            let receipt = outcome.allowed.then_some(Receipt { at: now, id: 0 });
             return Ok(Verdict {
                 decision: Decision::from_outcome(0, outcome),
                 permits,
+                receipt,
             });
         }
         // Phase one: look without charging. A request any limit refuses is
@@ -221,12 +223,14 @@ impl<C: Clock> MemoryStore<C> {
             return Ok(Verdict {
                 decision: Decision::unlimited(),
                 permits,
+                receipt: None,
             });
         };
         if !take || !looked.is_allowed() {
             return Ok(Verdict {
                 decision: looked,
                 permits,
+                receipt: None,
             });
         }
         // Phase two: charge each. A concurrent request may have taken the
@@ -245,6 +249,7 @@ impl<C: Clock> MemoryStore<C> {
                 return Ok(Verdict {
                     decision: Decision::from_outcome(i, outcome),
                     permits: Permits::none(),
+                    receipt: None,
                 });
             }
             decision = Some(merge(decision, i, outcome));
@@ -252,6 +257,7 @@ impl<C: Clock> MemoryStore<C> {
         Ok(Verdict {
             decision: decision.unwrap_or_else(Decision::unlimited),
             permits,
+            receipt: Some(Receipt { at: now, id: 0 }),
         })
     }
 }
@@ -286,5 +292,9 @@ impl<C: Clock> Store for MemoryStore<C> {
 
     fn peek(&self, charges: &[Charge<'_, MemoryHandle>]) -> Checked<Never> {
         Checked::Ready(self.run(charges, false))
+    }
+
+    fn refund(&self, charges: &[Charge<'_, MemoryHandle>], receipt: Receipt) {
+        undo(charges, receipt.at);
     }
 }

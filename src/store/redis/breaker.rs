@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::clock::{Clock, MonotonicClock, Nanos};
+use super::LocalClock;
+use crate::clock::{Clock, Nanos};
 
 /// Where a [`RedisStore`](super::RedisStore)'s circuit breaker stands; see
 /// the [module docs](super#circuit-breaker).
@@ -85,7 +86,7 @@ pub(super) enum Admit {
 }
 
 /// The breaker; see the [module docs](self).
-pub(super) struct Breaker<C = MonotonicClock> {
+pub(super) struct Breaker<C = LocalClock> {
     threshold: u32,
     initial: Nanos,
     max: Nanos,
@@ -120,12 +121,6 @@ enum Transition {
     HalfOpened,
     Reopened { backoff: Nanos },
     Closed,
-}
-
-impl Breaker<MonotonicClock> {
-    pub(super) fn new(threshold: u32, initial: Duration, max: Duration) -> Self {
-        Self::with_clock(threshold, initial, max, MonotonicClock::new())
-    }
 }
 
 impl<C: Clock> Breaker<C> {
@@ -302,6 +297,13 @@ impl Machine {
 }
 
 fn log(transition: Transition) {
+    #[cfg(feature = "metrics")]
+    crate::metrics::breaker_transition(match transition {
+        Transition::Opened { .. } => "opened",
+        Transition::HalfOpened => "half_opened",
+        Transition::Reopened { .. } => "reopened",
+        Transition::Closed => "closed",
+    });
     let ms = |n: Nanos| n / 1_000_000;
     match transition {
         Transition::Opened { failures, backoff } => tracing::warn!(

@@ -1,7 +1,8 @@
 -- tollgate: one admission check over several limits, all or nothing.
 --
 -- KEYS[i]  the base key of charge i: <prefix>:{<tag>}:<policy>@<algorithm>
--- ARGV[1]  "1" to charge, "0" to look only (no write at all)
+-- ARGV[1]  "1" to charge, "0" to look only (no write at all), "2" to charge
+--          and append Redis's clock to the answer (for a later rollback)
 -- ARGV[2]  a nonce unique to this check (names sorted-set members)
 -- ARGV[3 + 6 (i - 1) ...]  charge i: algorithm, cost, then four parameters
 --   g  GCRA            emission interval T (ns), capacity burst*T (ns), limit, burst
@@ -11,7 +12,8 @@
 --   c  concurrency     limit, lease (ms), retry hint (ns)
 --
 -- Answers {all_allowed, then per charge: allowed, limit, remaining, reset_ns,
--- retry_after_ns} with retry_after -1 for "never" (cost above capacity).
+-- retry_after_ns} with retry_after -1 for "never" (cost above capacity);
+-- in mode "2", then the seconds and microseconds of the TIME it used.
 --
 -- Phase one computes every outcome from the stored state without writing
 -- (a later charge on the same counter sees the earlier ones of this check);
@@ -29,7 +31,7 @@ if redis.replicate_commands then
   pcall(redis.replicate_commands)
 end
 
-local charge = ARGV[1] == '1'
+local charge = ARGV[1] == '1' or ARGV[1] == '2'
 local nonce = ARGV[2]
 local clock = redis.call('TIME')
 local now_s = tonumber(clock[1])
@@ -397,4 +399,8 @@ if all and charge then
   end
 end
 out[1] = all and 1 or 0
+if ARGV[1] == '2' then
+  out[#out + 1] = now_s
+  out[#out + 1] = now_us
+end
 return out

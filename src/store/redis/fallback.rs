@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::LocalClock;
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::limit::Limit;
@@ -33,7 +34,7 @@ pub(super) struct LocalCharge {
 /// The local limiter and its counters.
 pub(super) struct Fallback {
     instances: u32,
-    store: MemoryStore,
+    store: MemoryStore<LocalClock>,
     /// Whether the last answer came from the local limiter.
     active: AtomicBool,
     answers: AtomicU64,
@@ -42,11 +43,12 @@ pub(super) struct Fallback {
 }
 
 impl Fallback {
-    /// `instances` at least 1 (the builder checks).
-    pub(super) fn new(instances: u32) -> Self {
+    /// `instances` at least 1 (the builder checks); the local limiter
+    /// counts on `clock`.
+    pub(super) fn new(instances: u32, clock: LocalClock) -> Self {
         Self {
             instances: instances.max(1),
-            store: MemoryStore::new(),
+            store: MemoryStore::builder().clock(clock).build(),
             active: AtomicBool::new(false),
             answers: AtomicU64::new(0),
             entered: AtomicU64::new(0),
@@ -73,6 +75,8 @@ impl Fallback {
     ) -> Result<Verdict, StoreError> {
         if !self.active.load(Ordering::Relaxed) && !self.active.swap(true, Ordering::AcqRel) {
             self.entered.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::metrics::fallback_switched(true);
             tracing::warn!(
                 instances = self.instances,
                 error = %why,
@@ -110,6 +114,8 @@ impl Fallback {
     pub(super) fn redis_answered(&self) {
         if self.active.load(Ordering::Relaxed) && self.active.swap(false, Ordering::AcqRel) {
             self.left.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::metrics::fallback_switched(false);
             tracing::warn!("Redis answers again: the local fallback limiter is off");
         }
     }

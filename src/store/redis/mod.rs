@@ -35,6 +35,14 @@
 //! from the same steps, with windows aligned to the Unix epoch instead of
 //! the process's start.
 //!
+//! The store reads a local clock ([`RedisStoreBuilder::clock`], a
+//! monotonic clock by default) only for what it times by itself: the
+//! over-limit cache, the breaker's backoff, the local fallback and leases.
+//! There it keeps durations Redis answered, counted from a local reading
+//! taken before the call, so neither its origin nor its offset from other
+//! instances' clocks changes any answer; it must only not run slower than
+//! real time.
+//!
 //! # Keys
 //!
 //! `<prefix>:{<tag>}:<policy>@<algorithm>`, where the tag stands for the
@@ -236,28 +244,160 @@
 //! dropped when looked up, and all at once when the cache is full and one
 //! has expired; a cache full of live entries takes no new one.
 //! [`RedisStore::over_limit_cache_hits`] counts the checks it answered.
+//! In [leased mode](#leased-mode), checks answered from leases do not use
+//! it: a lease remembers its own refusals the same way.
+//!
+//! # Leased mode
+//!
+//! Opt-in with [`RedisStoreBuilder::leased`] (off by default): instead of
+//! one script per request, an instance takes a *lease* of up to `tokens`
+//! units of a limit for one client key in one script call, which charges
+//! them in Redis at once, and spends them locally, without a round trip;
+//! the first check that lacks units refills. A hot key costs one Redis call
+//! per lease instead of one per request.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tollgate::store::redis::TokenLease;
+//! # fn main() -> Result<(), tollgate::ConfigError> {
+//! let store = tollgate::store::RedisStore::builder("redis://127.0.0.1:6379/")
+//!     .leased(TokenLease::new(20).max_age(Duration::from_millis(500)))
+//!     .build()?;
+//! assert_eq!(store.lease_stats().calls, 0);
+//! # Ok(()) }
+//! ```
+//!
+//! - **What it serves**: GCRA and fixed-window limits. A check with a
+//!   charge of any other algorithm (sliding window, sliding log,
+//!   concurrency), a limit charged twice in one check, a look
+//!   ([`Store::peek`]) at a key with no units held, or a new key while the
+//!   lease table is full ([`TokenLease::max_keys`]) is checked per request,
+//!   as without leases ([`LeaseStats::per_request`]). Leases and checks per
+//!   request charge the same counters, so they mix freely.
+//! - **Lease size** adapts per (limit, client key): the first lease covers
+//!   the request alone; each lease spent out before it ends doubles the
+//!   next, up to `tokens`; one that ends with units unspent halves it. A
+//!   quiet key costs one call per request and wastes nothing; a busy one
+//!   reaches `tokens` in a few leases. Redis grants fewer units than asked
+//!   when fewer are left (at least what the request lacks, or none: a
+//!   refusal).
+//! - **One refill at a time**: per (limit, client key), one check refills;
+//!   others that lack units wait for its answer (at most the timeout)
+//!   rather than call too, so an instance holds at most one lease per key:
+//!   at most `tokens` units, or one request's cost when that is larger. A
+//!   lease is not renewed before it runs out. Each key's lease has its own
+//!   small mutex, never held across an await; a check over several keys
+//!   locks theirs in one order.
+//! - **End of a lease**: a fixed-window lease ends with its window, as
+//!   Redis saw it: the window's time left, counted on the local clock from
+//!   a reading taken before the call, which is never later than the real
+//!   end. A GCRA lease ends `max_age` after its call was sent
+//!   ([`DEFAULT_LEASE_MAX_AGE`], 1 s). Units unspent at the end are dropped,
+//!   not given back: Redis keeps them counted, until the window ends or the
+//!   TAT passes. So a crashed instance's lease blocks nobody for longer
+//!   than that.
+//! - **All or nothing**: a check over several limits takes units from
+//!   every lease or from none; units granted for one limit while another
+//!   refused stay for later checks.
+//! - **Refusals**: a refusal from Redis is remembered in the lease, as the
+//!   over-limit cache would: checks of at least that cost are refused
+//!   locally until the retry instant.
+//! - **Redis away**: units held are still spent. A refill goes through the
+//!   circuit breaker and, failing, is answered as any check (the layer's
+//!   policy, or the local fallback when on).
+//! - On Redis Cluster a check over several client keys refills each
+//!   slot's leases in a call of its own; no undo is needed, since leases
+//!   need not be all or nothing.
+//!
+//! ## Bounds
+//!
+//! Every unit an instance spends was charged in Redis before, in the
+//! window (or at the instant) of its lease. With `instances` instances
+//! sharing the prefix and leases of `tokens`:
+//!
+//! - **Fixed window: never over the quota.** In every window of Redis's
+//!   clock the fleet admits at most the quota: a unit is charged to the
+//!   window it is leased in and spent only before that window ends. It may
+//!   admit less: units leased and left unspent at the window's end, at
+//!   most `instances × tokens` per window.
+//! - **GCRA: at most `instances × tokens` over.** In any interval, the
+//!   fleet admits at most what the limit allows in that interval plus the
+//!   units the instances held when it began: at most `instances ×
+//!   tokens`. And since a unit is spent at most `max_age` after it was
+//!   charged, never more than the limit allows over the interval begun
+//!   `max_age` earlier. From a key's first use, the total admitted never
+//!   exceeds what the limit allowed since. It may admit less: units unspent
+//!   when a lease ends, at most `tokens` per instance and key per
+//!   `max_age`.
+//!
+//! Both hold as long as the local clock does not run slower than Redis's
+//! (a monotonic clock on a machine kept by NTP differs by some parts per
+//! million; its offset does not matter).
+//!
+//! ## Figures
+//!
+//! A check answered from a lease reports: `remaining`, what Redis had left
+//! after this instance's last lease call for the key plus the units this
+//! instance still holds (an estimate: other instances' admissions since
+//! that call are not seen, nor, for GCRA, what refilled since); `reset`,
+//! Redis's reset at that call less the time passed since (a fixed window's
+//! end; for GCRA, when the allowance is full again); a refusal's
+//! `retry_after`, the remembered retry instant less the time passed. A
+//! check that called Redis reports Redis's figures. [`RedisStore::lease_stats`]
+//! counts what leased mode did; [`RedisStore::leases_held`] the keys it
+//! holds a lease (or a remembered refusal) for.
 //!
 //! # Redis Cluster
 //!
 //! A URL `redis+cluster://[user:password@]host:port,host:port,...` (some of
 //! the cluster's nodes) uses the cluster client. A check whose charges all
 //! count one client key (one rule, any number of limits) runs as one script
-//! in that key's slot, exactly as on one node. A check over several client
-//! keys (a rule per API key plus a rule per IP) cannot run as one script on
-//! a cluster, since its keys live in different slots; this version answers
-//! it with [`StoreError::Unavailable`] rather than check it partly. On one
-//! node (or a proxy in front of a primary) such checks run as one script.
+//! in that key's slot, exactly as on one node.
+//!
+//! A check over several client keys (a rule per API key plus a rule per
+//! IP) cannot run as one script on a cluster, since its keys live in
+//! different slots (`CROSSSLOT`). It runs part by part instead: one script
+//! per slot, in a fixed order (by hash tag), each taking its part all or
+//! nothing and answering the `TIME` it used. When a part refuses, or a call
+//! fails, the parts already charged are undone by another script: the cost
+//! taken back from the window it was counted in (fixed and sliding
+//! windows), the request's entry removed (sliding log, concurrency), the
+//! TAT moved back by `cost × T` less the time since the charge (GCRA; time
+//! may already have absorbed part of it). An undo never gives back more
+//! than its charge took, so no check is ever admitted that would have been
+//! refused had the undone check never run: **no over-admission**. The
+//! price:
+//!
+//! - one round trip per slot, plus one per part undone after a refusal;
+//! - **over-refusal** for about a round trip: while a part is charged and
+//!   not yet undone, other checks of that client key see its charge;
+//! - an undo that does not reach Redis (Redis away, the check's future
+//!   dropped between its parts, the process gone) leaves its charge to
+//!   expire with the state it is in: refusals, never admissions;
+//! - a refused check reports the first part that refused (later parts are
+//!   not asked); a look ([`Store::peek`]) asks every part, writing nothing.
+//!
+//! On one node (or a proxy in front of a primary) such checks run as one
+//! script.
 
 mod breaker;
 mod connection;
 mod fallback;
 mod future;
 mod key;
+mod lease;
+mod lease_slots;
+mod leased;
 mod over_limit;
+mod refund;
+mod spread;
 
 pub use breaker::{BreakerState, BreakerStats, CircuitOpen};
 pub use fallback::FallbackStats;
 pub use future::CheckFuture;
+pub use lease::{
+    LeaseStats, TokenLease, DEFAULT_LEASE_MAX_AGE, DEFAULT_LEASE_MAX_KEYS, MAX_LEASE_TOKENS,
+};
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -270,9 +410,11 @@ use redis::Script;
 use self::breaker::{Admit, Breaker};
 use self::connection::Backend;
 use self::fallback::{Fallback, LocalCharge};
+use self::lease_slots::LeaseSlots;
 use self::over_limit::OverLimitCache;
-use super::{Charge, Checked, MemoryHandle, Permit, Permits, Store, Verdict};
+use super::{Charge, Checked, MemoryHandle, Permit, Permits, Receipt, Store, Verdict};
 use crate::algorithm::{AlgorithmKind, Concurrency, Outcome, RETRY_NEVER, SLIDING_LOG_MAX};
+use crate::clock::{Clock, MonotonicClock};
 use crate::decision::Decision;
 use crate::error::{ConfigError, StoreError};
 use crate::limit::{Limit, LimitKind};
@@ -298,6 +440,10 @@ pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The least time a permit's release may take, whatever the check timeout.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The clock the store times its own local state with (never admission:
+/// that is Redis's `TIME`).
+type LocalClock = Arc<dyn Clock>;
+
 static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("check.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
 
@@ -322,6 +468,12 @@ struct Inner {
     over_limit: Option<OverLimitCache>,
     breaker: Option<Breaker>,
     fallback: Option<Fallback>,
+    /// The local clock: over-limit cache, breaker, fallback, leases.
+    clock: LocalClock,
+    /// Leased mode's leases, when on.
+    leases: Option<LeaseSlots>,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::RedisMetrics,
 }
 
 impl fmt::Debug for RedisStore {
@@ -346,6 +498,7 @@ impl fmt::Debug for RedisStore {
                 "fallback_instances",
                 &self.inner.fallback.as_ref().map(Fallback::instances),
             )
+            .field("leased", &self.inner.leases.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -377,6 +530,8 @@ impl RedisStore {
                 max: DEFAULT_BREAKER_MAX_BACKOFF,
             }),
             fallback: None,
+            clock: None,
+            token_lease: None,
         }
     }
 
@@ -437,12 +592,32 @@ impl RedisStore {
             .map_or_else(FallbackStats::default, Fallback::stats)
     }
 
+    /// What leased mode has done: checks answered from leases, lease
+    /// calls, units granted; all zero when it is off. See the
+    /// [module docs](self#leased-mode).
+    pub fn lease_stats(&self) -> LeaseStats {
+        self.inner
+            .leases
+            .as_ref()
+            .map_or_else(LeaseStats::default, LeaseSlots::stats)
+    }
+
+    /// Counters with a lease held (or a refusal remembered) here now, idle
+    /// ones not yet dropped included; 0 when leased mode is off.
+    pub fn leases_held(&self) -> usize {
+        self.inner.leases.as_ref().map_or(0, LeaseSlots::len)
+    }
+
     fn start(&self, charges: &[Charge<'_, RedisHandle>], take: bool) -> Checked<CheckFuture> {
         if charges.is_empty() {
             return Checked::Ready(Ok(Verdict {
                 decision: Decision::unlimited(),
                 permits: Permits::none(),
+                receipt: None,
             }));
+        }
+        if let Some(checked) = self.start_leased(charges, take) {
+            return checked;
         }
         let inner = &self.inner;
         let nonce = inner.nonce();
@@ -451,9 +626,7 @@ impl RedisStore {
         args.push(if take { "1" } else { "0" }.to_owned());
         args.push(nonce.clone());
         let mut leases = Vec::new();
-        let mut first_tag = String::new();
         let mut tag = String::new();
-        let mut tags_differ = false;
         let cache = inner.over_limit.as_ref();
         let now = cache.map_or(0, OverLimitCache::now);
         let mut remember = Vec::new();
@@ -477,17 +650,13 @@ impl RedisStore {
             }
             tag.clear();
             key::push_tag(&mut tag, charge.key);
-            if i == 0 {
-                first_tag.clone_from(&tag);
-            } else if tag != first_tag {
-                tags_differ = true;
-            }
             let counter = key::counter(&inner.prefix, &tag, &spec.id);
             if let (Some(cache), true) = (cache, spec.code != CONCURRENCY) {
                 if let Some(denied) = cache.lookup(&counter, spec.serial, charge.cost, now) {
                     return Checked::Ready(Ok(Verdict {
                         decision: Decision::from_outcome(i, denied),
                         permits: Permits::none(),
+                        receipt: None,
                     }));
                 }
                 // A charge on a counter an earlier one charges sees that
@@ -513,11 +682,6 @@ impl RedisStore {
                 });
             }
             keys.push(counter);
-        }
-        if tags_differ && inner.backend.is_cluster() {
-            return Checked::Ready(Err(StoreError::Unavailable(
-                "a check over several client keys cannot run on Redis Cluster yet".into(),
-            )));
         }
         // After the over-limit cache: a cached refusal still answers.
         let probe = match inner.breaker.as_ref().map(Breaker::admit) {
@@ -551,6 +715,11 @@ impl RedisStore {
 impl Inner {
     fn nonce(&self) -> String {
         let n = self.nonce_next.fetch_add(1, Ordering::Relaxed);
+        self.nonce_of(n)
+    }
+
+    /// The nonce of check number `n` of this store.
+    fn nonce_of(&self, n: u64) -> String {
         format!("{:016x}.{n:x}", self.nonce_base)
     }
 
@@ -560,6 +729,9 @@ impl Inner {
         local: Option<Vec<LocalCharge>>,
         take: bool,
     ) -> Result<Verdict, StoreError> {
+        if self.backend.is_cluster() && spread::spans_slots(&call.keys) {
+            return self.check_spread(call, local, take).await;
+        }
         let Call {
             keys,
             args,
@@ -574,10 +746,14 @@ impl Inner {
             breaker: self.breaker.as_ref(),
             probe,
         };
+        #[cfg(feature = "metrics")]
+        let started = self.metrics.started();
         let reply = self
             .backend
             .invoke::<Vec<i64>>(&CHECK, keys, args, self.timeout)
             .await;
+        #[cfg(feature = "metrics")]
+        self.metrics.finished(started, &reply);
         report.answered(reply.is_ok());
         let reply = match (reply, &self.fallback, local) {
             (Ok(reply), fallback, _) => {
@@ -611,7 +787,11 @@ impl Inner {
                 permits.push(Permit::from_fn(move || inner.release(lease)));
             }
         }
-        Ok(Verdict { decision, permits })
+        Ok(Verdict {
+            decision,
+            permits,
+            receipt: None,
+        })
     }
 
     /// Ends a lease from a dropped permit: a task on the current runtime
@@ -751,6 +931,8 @@ pub struct RedisStoreBuilder {
     over_limit_cache: usize,
     breaker: Option<BreakerConfig>,
     fallback: Option<u32>,
+    clock: Option<LocalClock>,
+    token_lease: Option<TokenLease>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -763,6 +945,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("over_limit_cache", &self.over_limit_cache)
             .field("breaker", &self.breaker)
             .field("fallback_local", &self.fallback)
+            .field("leased", &self.token_lease)
             .finish_non_exhaustive()
     }
 }
@@ -850,6 +1033,32 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Turns on [leased mode](self#leased-mode) (off by default): GCRA and
+    /// fixed-window limits are charged in leases of up to `lease.tokens()`
+    /// units that this instance spends locally, one Redis call per lease
+    /// instead of per request, within the bounds the module docs state.
+    #[must_use]
+    pub fn leased(mut self, lease: TokenLease) -> Self {
+        self.token_lease = Some(lease);
+        self
+    }
+
+    /// The local clock (default a [`MonotonicClock`]) for what the store
+    /// times by itself: the over-limit cache's entries, the circuit
+    /// breaker's backoff, the local fallback's limiter and the leases of
+    /// [leased mode](self#leased-mode). Admission never reads it: every
+    /// figure a check answers from Redis comes from Redis's `TIME`, and the
+    /// local parts keep only durations Redis gave, counted from a local
+    /// reading taken before the call, so its origin (and any offset from
+    /// other instances' clocks) does not matter. It must not run slower
+    /// than real time: a [`ManualClock`](crate::clock::ManualClock) in
+    /// tests is advanced by hand.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// The store. Connects on the first check, not here.
     ///
     /// # Errors
@@ -892,9 +1101,15 @@ impl RedisStoreBuilder {
         if self.fallback == Some(0) {
             return refuse("the local fallback needs at least 1 instance");
         }
+        if let Some(reason) = self.token_lease.as_ref().and_then(TokenLease::invalid) {
+            return refuse(reason);
+        }
         // Microseconds of lease expiry must stay exact in the script.
         let lease_ms = lease_ms.min(1 << 40);
         let backend = Backend::open(&self.url, self.timeout)?;
+        let clock: LocalClock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let nonce_base = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
@@ -907,11 +1122,15 @@ impl RedisStoreBuilder {
                 nonce_base,
                 nonce_next: AtomicU64::new(0),
                 serial_next: AtomicU64::new(0),
-                over_limit: OverLimitCache::new(self.over_limit_cache),
-                breaker: self
-                    .breaker
-                    .map(|b| Breaker::new(b.threshold, b.initial, b.max)),
-                fallback: self.fallback.map(Fallback::new),
+                over_limit: OverLimitCache::new(self.over_limit_cache, Arc::clone(&clock)),
+                breaker: self.breaker.map(|b| {
+                    Breaker::with_clock(b.threshold, b.initial, b.max, Arc::clone(&clock))
+                }),
+                fallback: self.fallback.map(|n| Fallback::new(n, Arc::clone(&clock))),
+                clock,
+                leases: self.token_lease.as_ref().map(LeaseSlots::new),
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::RedisMetrics::new(),
             }),
         })
     }
@@ -1015,6 +1234,10 @@ impl Store for RedisStore {
 
     fn peek(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
         self.start(charges, false)
+    }
+
+    fn refund(&self, charges: &[Charge<'_, RedisHandle>], receipt: Receipt) {
+        self.inner.refund(charges, receipt);
     }
 }
 

@@ -41,13 +41,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::LocalClock;
 use crate::algorithm::{Outcome, RETRY_NEVER};
-use crate::clock::{Clock, MonotonicClock, Nanos};
+use crate::clock::{Clock, Nanos};
 
 /// Denials remembered per counter key; see the [module docs](self).
 pub(super) struct OverLimitCache {
     max_entries: usize,
-    clock: MonotonicClock,
+    clock: LocalClock,
     state: Mutex<State>,
     hits: AtomicU64,
 }
@@ -73,11 +74,12 @@ struct Entry {
 }
 
 impl OverLimitCache {
-    /// A cache of at most `max_entries` entries; `None` for 0 (no cache).
-    pub(super) fn new(max_entries: usize) -> Option<Self> {
+    /// A cache of at most `max_entries` entries counting on `clock`;
+    /// `None` for 0 (no cache).
+    pub(super) fn new(max_entries: usize, clock: LocalClock) -> Option<Self> {
         (max_entries > 0).then(|| Self {
             max_entries,
-            clock: MonotonicClock::new(),
+            clock,
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 earliest: Nanos::MAX,
@@ -196,6 +198,8 @@ impl OverLimitCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::Arc;
 
     const SEC: Nanos = 1_000_000_000;
 
@@ -209,18 +213,20 @@ mod tests {
         }
     }
 
-    fn cache(max: usize) -> OverLimitCache {
-        OverLimitCache::new(max).expect("a cache")
+    fn cache(max: usize) -> (OverLimitCache, ManualClock) {
+        let clock = ManualClock::new();
+        let cache = OverLimitCache::new(max, Arc::new(clock.clone())).expect("a cache");
+        (cache, clock)
     }
 
     #[test]
     fn zero_entries_is_no_cache() {
-        assert!(OverLimitCache::new(0).is_none());
+        assert!(OverLimitCache::new(0, Arc::new(ManualClock::new())).is_none());
     }
 
     #[test]
     fn a_denial_is_answered_until_its_instant_never_with_zero() {
-        let c = cache(4);
+        let (c, _clock) = cache(4);
         let sent = c.now();
         c.remember("k", 1, 2, sent, &denied(SEC));
         let hit = c.lookup("k", 1, 2, sent + 400_000_000).expect("hit");
@@ -242,7 +248,7 @@ mod tests {
 
     #[test]
     fn only_the_same_limit_at_no_lower_cost_hits() {
-        let c = cache(4);
+        let (c, _clock) = cache(4);
         let sent = c.now();
         c.remember("k", 1, 2, sent, &denied(SEC));
         assert!(c.lookup("k", 1, 1, sent).is_none());
@@ -254,7 +260,7 @@ mod tests {
 
     #[test]
     fn admissions_and_endless_denials_are_not_cached() {
-        let c = cache(4);
+        let (c, _clock) = cache(4);
         let sent = c.now();
         let mut allowed = denied(0);
         allowed.allowed = true;
@@ -267,13 +273,13 @@ mod tests {
 
     #[test]
     fn never_more_than_max_entries() {
-        let c = cache(2);
+        let (c, clock) = cache(2);
         let sent = c.now();
         c.remember("short", 1, 1, sent, &denied(1_000_000));
         c.remember("a", 1, 1, sent, &denied(60 * SEC));
         assert_eq!(c.len(), 2);
         // Full; the short entry expires, so it makes room.
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        clock.advance(std::time::Duration::from_millis(2));
         c.remember("b", 1, 1, sent, &denied(60 * SEC));
         assert_eq!(c.len(), 2);
         assert!(c.lookup("b", 1, 1, c.now()).is_some());

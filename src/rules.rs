@@ -1,0 +1,106 @@
+//! The rules in force: fixed for the life of the layer, or live (swapped
+//! whole by a [`Reloader`](crate::Reloader), read without a lock).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+
+use crate::rule::Rule;
+
+/// Every rule of a layer, in order.
+pub(crate) type Rules<H> = Vec<Rule<H>>;
+
+/// The rules of a layer. A fixed set costs nothing to read; a live one an
+/// `arc-swap` load (about a hundred instructions), which is why layers are
+/// fixed until [`RateLimitLayer::reloadable`](crate::RateLimitLayer::reloadable).
+pub(crate) enum RuleSet<H> {
+    Fixed(Arc<Rules<H>>),
+    Live(ArcSwap<Rules<H>>),
+}
+
+/// The rules a request is checked under, held while it is.
+pub(crate) enum Held<'a, H> {
+    Fixed(&'a Arc<Rules<H>>),
+    Live(Guard<Arc<Rules<H>>>),
+}
+
+impl<H> RuleSet<H> {
+    pub(crate) fn new(rules: Rules<H>) -> Self {
+        RuleSet::Fixed(Arc::new(rules))
+    }
+
+    /// The rules in force now.
+    #[inline]
+    pub(crate) fn load(&self) -> Held<'_, H> {
+        match self {
+            RuleSet::Fixed(rules) => Held::Fixed(rules),
+            RuleSet::Live(rules) => Held::Live(rules.load()),
+        }
+    }
+
+    /// The rules in force now, as an owned handle.
+    pub(crate) fn load_full(&self) -> Arc<Rules<H>> {
+        match self {
+            RuleSet::Fixed(rules) => Arc::clone(rules),
+            RuleSet::Live(rules) => rules.load_full(),
+        }
+    }
+
+    /// Puts `rules` in force. A fixed set becomes live.
+    pub(crate) fn store(&mut self, rules: Rules<H>) {
+        match self {
+            RuleSet::Fixed(_) => *self = RuleSet::Fixed(Arc::new(rules)),
+            RuleSet::Live(live) => live.store(Arc::new(rules)),
+        }
+    }
+
+    /// Makes the set live, so a reload can swap it while it is read.
+    pub(crate) fn make_live(&mut self) {
+        if let RuleSet::Fixed(rules) = self {
+            *self = RuleSet::Live(ArcSwap::new(Arc::clone(rules)));
+        }
+    }
+
+    /// Swaps `rules` in while the set is read. `false` when the set is
+    /// fixed (nothing changes then).
+    pub(crate) fn swap(&self, rules: Rules<H>) -> bool {
+        match self {
+            RuleSet::Fixed(_) => false,
+            RuleSet::Live(live) => {
+                live.store(Arc::new(rules));
+                true
+            }
+        }
+    }
+
+    /// A copy sharing the rules in force, fixed or live as this one.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            RuleSet::Fixed(rules) => RuleSet::Fixed(Arc::clone(rules)),
+            RuleSet::Live(live) => RuleSet::Live(ArcSwap::new(live.load_full())),
+        }
+    }
+}
+
+impl<H> Held<'_, H> {
+    /// An owned handle on the held rules, for a check that outlives the call.
+    pub(crate) fn into_arc(self) -> Arc<Rules<H>> {
+        match self {
+            Held::Fixed(rules) => Arc::clone(rules),
+            Held::Live(guard) => Guard::into_inner(guard),
+        }
+    }
+}
+
+impl<H> Deref for Held<'_, H> {
+    type Target = Rules<H>;
+
+    #[inline]
+    fn deref(&self) -> &Rules<H> {
+        match self {
+            Held::Fixed(rules) => rules,
+            Held::Live(guard) => guard,
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Checks whose client keys live in several Redis Cluster slots: one
+//! script per slot, in a fixed order (by hash tag), each charging its part
+//! all or nothing; when a part refuses (or fails), the parts already
+//! charged are undone (`rollback.lua`). See the
+//! [module docs](super#redis-cluster).
+
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
+
+use super::fallback::LocalCharge;
+use super::{read_outcome, Call, Inner, Lease, Report, CHECK, CONCURRENCY, RELEASE_TIMEOUT};
+use crate::decision::Decision;
+use crate::error::StoreError;
+use crate::store::{Permit, Permits, Verdict};
+
+pub(super) static ROLLBACK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("rollback.lua")));
+
+/// The hash tag of one of the store's keys: what lies between its first
+/// `{` and the next `}` (the whole key when there is none).
+fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}').map(|close| &rest[..close])
+        })
+        .unwrap_or(key)
+}
+
+/// Whether `keys` live in more than one hash slot's worth of tags.
+pub(super) fn spans_slots(keys: &[String]) -> bool {
+    let mut tags = keys.iter().map(|k| hash_tag(k));
+    let first = tags.next();
+    tags.any(|t| Some(t) != first)
+}
+
+/// The charges of one slot, and what its script was given.
+struct Part {
+    /// Positions of its charges in the check, in the order sent.
+    positions: Vec<usize>,
+    keys: Vec<String>,
+    args: Vec<String>,
+    nonce: String,
+}
+
+/// A part Redis charged: what undoing it takes.
+struct Charged {
+    keys: Vec<String>,
+    /// The charges' arguments (6 each), as sent.
+    charges: Vec<String>,
+    nonce: String,
+    clock: (i64, i64),
+}
+
+impl Inner {
+    /// Runs `call` (charges over several slots of a cluster) part by part.
+    pub(super) async fn check_spread(
+        self: Arc<Self>,
+        call: Call,
+        local: Option<Vec<LocalCharge>>,
+        take: bool,
+    ) -> Result<Verdict, StoreError> {
+        let Call {
+            keys,
+            args,
+            remember,
+            probe,
+            ..
+        } = call;
+        let n = keys.len();
+        let malformed =
+            || StoreError::Unavailable("unexpected answer from the Redis script".into());
+        let nonce = args.get(1).cloned().ok_or_else(malformed)?;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| hash_tag(&keys[a]).cmp(hash_tag(&keys[b])));
+        let mut parts: Vec<Part> = Vec::new();
+        for p in order {
+            let tag = hash_tag(&keys[p]);
+            let charge = args.get(2 + 6 * p..8 + 6 * p).ok_or_else(malformed)?;
+            let part = match parts.last_mut() {
+                Some(part) if hash_tag(&part.keys[0]) == tag => part,
+                _ => {
+                    let nonce = format!("{nonce}.{}", parts.len());
+                    let mode = if take { "2" } else { "0" };
+                    parts.push(Part {
+                        positions: Vec::new(),
+                        keys: Vec::new(),
+                        args: vec![mode.to_owned(), nonce.clone()],
+                        nonce,
+                    });
+                    let Some(part) = parts.last_mut() else {
+                        return Err(malformed());
+                    };
+                    part
+                }
+            };
+            part.positions.push(p);
+            part.keys.push(keys[p].clone());
+            part.args.extend(charge.iter().cloned());
+        }
+
+        let mut report = Report {
+            breaker: self.breaker.as_ref(),
+            probe,
+        };
+        let mut figures: Vec<Option<Vec<i64>>> = vec![None; n];
+        let mut charged: Vec<Charged> = Vec::new();
+        let mut members: Vec<Option<(String, usize)>> = vec![None; n];
+        let mut all = true;
+        let mut failure = None;
+        for part in &parts {
+            let reply = self
+                .backend
+                .invoke::<Vec<i64>>(&CHECK, part.keys.clone(), part.args.clone(), self.timeout)
+                .await;
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
+            let m = part.positions.len();
+            let extra = if take { 2 } else { 0 };
+            if reply.len() != 1 + 5 * m + extra {
+                self.undo(charged).await;
+                report.answered(true);
+                return Err(malformed());
+            }
+            for (j, &p) in part.positions.iter().enumerate() {
+                figures[p] = Some(reply[1 + 5 * j..6 + 5 * j].to_vec());
+                members[p] = Some((part.nonce.clone(), j + 1));
+            }
+            let allowed = reply[0] == 1;
+            if take && allowed {
+                charged.push(Charged {
+                    keys: part.keys.clone(),
+                    charges: part.args[2..].to_vec(),
+                    nonce: part.nonce.clone(),
+                    clock: (reply[1 + 5 * m], reply[2 + 5 * m]),
+                });
+            }
+            if !allowed {
+                all = false;
+                if take {
+                    // The rest need not be asked: the check is refused.
+                    break;
+                }
+            }
+        }
+        report.answered(failure.is_none());
+        if let Some(error) = failure {
+            self.undo(charged).await;
+            return match (error, &self.fallback, local) {
+                (
+                    error @ (StoreError::Timeout(_) | StoreError::Unavailable(_)),
+                    Some(fallback),
+                    Some(local),
+                ) => fallback.answer_owned(&local, take, &error),
+                (error, _, _) => Err(error),
+            };
+        }
+        if let Some(fallback) = &self.fallback {
+            fallback.redis_answered();
+        }
+        if !all {
+            self.undo(charged).await;
+        }
+
+        let mut decision: Option<Decision> = None;
+        for (p, f) in figures.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let outcome = read_outcome(f).ok_or_else(malformed)?;
+            decision = Some(match decision {
+                None => Decision::from_outcome(p, outcome),
+                Some(d) => d.merge(p, outcome),
+            });
+        }
+        let decision = decision.ok_or_else(malformed)?;
+        if decision.is_allowed() != all {
+            return Err(malformed());
+        }
+        if let (Some(cache), Some((sent, remember)), false) =
+            (&self.over_limit, remember, decision.is_allowed())
+        {
+            for r in remember {
+                if let Some(outcome) = figures
+                    .get(r.position)
+                    .and_then(Option::as_ref)
+                    .and_then(|f| read_outcome(f))
+                {
+                    cache.remember(&r.counter, r.serial, r.cost, sent, &outcome);
+                }
+            }
+        }
+        let mut permits = Permits::none();
+        if take && decision.is_allowed() {
+            for (p, member) in members.into_iter().enumerate() {
+                let (Some((nonce, j)), Some(code), Some(cost)) =
+                    (member, args.get(2 + 6 * p), args.get(3 + 6 * p))
+                else {
+                    continue;
+                };
+                if code != CONCURRENCY {
+                    continue;
+                }
+                let lease = Lease {
+                    key: keys[p].clone(),
+                    member: format!("{cost}:{nonce}:{j}"),
+                    cost: cost.parse().unwrap_or(1),
+                };
+                let inner = Arc::clone(&self);
+                permits.push(Permit::from_fn(move || inner.release(lease)));
+            }
+        }
+        Ok(Verdict {
+            decision,
+            permits,
+            receipt: None,
+        })
+    }
+
+    /// Undoes the parts charged, last first; a part that cannot be undone
+    /// (Redis away) keeps its charge until its state expires: refusals
+    /// too many, never admissions.
+    async fn undo(&self, charged: Vec<Charged>) {
+        for part in charged.into_iter().rev() {
+            let mut args = Vec::with_capacity(3 + part.charges.len());
+            args.push(part.clock.0.to_string());
+            args.push(part.clock.1.to_string());
+            args.push(part.nonce);
+            args.extend(part.charges);
+            let timeout = self.timeout.max(RELEASE_TIMEOUT);
+            let undone: Result<i64, StoreError> = self
+                .backend
+                .invoke(&ROLLBACK, part.keys, args, timeout)
+                .await;
+            if let Err(error) = undone {
+                tracing::debug!(
+                    %error,
+                    "could not undo part of a refused check on Redis Cluster; it expires"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_tags_of_store_keys() {
+        assert_eq!(hash_tag("p:{b6b31}:api@gcra"), "b6b31");
+        assert_eq!(hash_tag("p:{b6b31}:api@fw"), "b6b31");
+        assert_eq!(hash_tag("no-tag"), "no-tag");
+        let same = ["p:{a}:x".to_owned(), "p:{a}:y".to_owned()];
+        assert!(!spans_slots(&same));
+        let apart = ["p:{a}:x".to_owned(), "p:{b}:x".to_owned()];
+        assert!(spans_slots(&apart));
+        assert!(!spans_slots(&[]));
+    }
+}
