@@ -50,7 +50,7 @@ pub(crate) trait Refund: Send + Sync {
 pub(crate) struct Ticket<St: Store> {
     store: St,
     when: RefundFn,
-    owned: Owned<St::Handle>,
+    owned: Box<Owned<St::Handle>>,
     receipt: Receipt,
 }
 
@@ -58,7 +58,7 @@ impl<St: Store> Ticket<St> {
     pub(crate) fn new(
         store: St,
         when: RefundFn,
-        owned: Owned<St::Handle>,
+        owned: Box<Owned<St::Handle>>,
         receipt: Receipt,
     ) -> Self {
         Self {

@@ -104,7 +104,7 @@ impl Conclusion {
 type Charged<St> = (
     Checked<<St as Store>::Future>,
     Tiers,
-    Option<Owned<<St as Store>::Handle>>,
+    Option<Box<Owned<<St as Store>::Handle>>>,
 );
 
 pub(crate) enum Evaluation<St: Store> {
@@ -118,7 +118,7 @@ pub(crate) struct Pending<St: Store> {
     tiers: Tiers,
     rules: Arc<Rules<St::Handle>>,
     skip: Skip,
-    owned: Option<Owned<St::Handle>>,
+    owned: Option<Box<Owned<St::Handle>>>,
 }
 
 /// A peek under way: the store's answer, now or later, and what reading
@@ -254,7 +254,7 @@ impl<St: Store> Shared<St> {
             return Err(Conclusion::unchecked());
         }
         let owned = self.refund.as_ref().map(|_| {
-            let mut owned = Owned::new(cost);
+            let mut owned = Box::new(Owned::new(cost));
             for ((rule, tier), key) in rules.iter().zip(&tiers).zip(&keys) {
                 for handle in rule.handles.get(*tier).into_iter().flatten() {
                     owned.push(handle.clone(), key.clone().into_owned());
@@ -294,13 +294,42 @@ impl<St: Store> Shared<St> {
 
     /// Turns the store's answer into what the layer does, or into a
     /// recheck without a rule in shadow mode that would have refused.
+    #[inline]
     fn step(
         &self,
         rules: &[Rule<St::Handle>],
         result: Result<Verdict, StoreError>,
         tiers: &[usize],
         skip: Skip,
-        owned: Option<Owned<St::Handle>>,
+        owned: Option<Box<Owned<St::Handle>>>,
+    ) -> Step {
+        // The common case, kept small enough to inline: admitted, with no
+        // fields to add and no refund to prepare.
+        match result {
+            Ok(verdict)
+                if verdict.decision.is_allowed()
+                    && !self.headers_on_allowed
+                    && owned.is_none()
+                    && !cfg!(feature = "metrics") =>
+            {
+                Step::Done(Conclusion::Admit {
+                    permits: verdict.permits,
+                    after: None,
+                })
+            }
+            result => self.step_in_full(rules, result, tiers, skip, owned),
+        }
+    }
+
+    /// [`step`](Self::step) for every other case.
+    #[inline(never)]
+    fn step_in_full(
+        &self,
+        rules: &[Rule<St::Handle>],
+        result: Result<Verdict, StoreError>,
+        tiers: &[usize],
+        skip: Skip,
+        owned: Option<Box<Owned<St::Handle>>>,
     ) -> Step {
         let verdict = match result {
             Ok(verdict) => verdict,
