@@ -20,5 +20,6 @@ mod keys;
 mod layer;
 mod lease;
 mod over_limit;
+mod refund;
 mod skew;
 mod support;

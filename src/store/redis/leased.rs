@@ -337,7 +337,7 @@ impl Inner {
     /// Checks the job per request, with the ordinary script.
     async fn per_request(self: Arc<Self>, job: Job) -> Result<Verdict, StoreError> {
         let mut args = Vec::with_capacity(2 + 6 * job.specs.len());
-        args.push(if job.take { "1" } else { "0" }.to_owned());
+        args.push(if job.take { "2" } else { "0" }.to_owned());
         args.push(self.nonce());
         for (spec, cost) in job.specs.iter().zip(&job.costs) {
             args.push(spec.code.to_owned());

@@ -347,6 +347,24 @@
 //! counts what leased mode did; [`RedisStore::leases_held`] the keys it
 //! holds a lease (or a remembered refusal) for.
 //!
+//! # Refunds
+//!
+//! With [`RateLimitLayer::refund_when`](crate::RateLimitLayer::refund_when),
+//! an admitted request's charge is given back after its answer. An admitted
+//! check answers the `TIME` it used and its number, the verdict's
+//! [`Receipt`]; the refund runs `rollback.lua` on it in a task of its own,
+//! atomically over every charge: the window a fixed or sliding window
+//! charge counted in goes down by its cost, a sliding log loses the check's
+//! own entries, a GCRA arrival time goes back by the charge less the time
+//! since. Concurrency charges are kept (their permit gives the room back).
+//! Never more room than the charge took, so no refund admits what the
+//! request's absence would have refused. Not refunded: checks over several
+//! slots of a cluster and answers from a lease or the local fallback (they
+//! carry no receipt), and refunds Redis does not receive (the charge then
+//! expires: refusals too many, never admissions). A refusal the over-limit
+//! cache remembers stays until its `Retry-After`, whatever is refunded
+//! meanwhile.
+//!
 //! # Redis Cluster
 //!
 //! A URL `redis+cluster://[user:password@]host:port,host:port,...` (some of
@@ -623,7 +641,9 @@ impl RedisStore {
         let nonce = inner.nonce();
         let mut keys = Vec::with_capacity(charges.len());
         let mut args = Vec::with_capacity(2 + 6 * charges.len());
-        args.push(if take { "1" } else { "0" }.to_owned());
+        // Mode "2" charges and answers the TIME it used: an admitted check
+        // gets a receipt a refund can give its charges back with.
+        args.push(if take { "2" } else { "0" }.to_owned());
         args.push(nonce.clone());
         let mut leases = Vec::new();
         let mut tag = String::new();
@@ -740,6 +760,13 @@ impl Inner {
             probe,
         } = call;
         let charges = keys.len();
+        // In mode "2" the answer ends with Redis's clock, and the check's
+        // number (the tail of its nonce) names it for a refund.
+        let args_mode_two = args.first().is_some_and(|mode| mode == "2");
+        let check_id = args
+            .get(1)
+            .and_then(|nonce| nonce.rsplit('.').next())
+            .and_then(|n| u64::from_str_radix(n, 16).ok());
         // Reports the call's answer to the breaker; dropped unanswered (the
         // check cancelled), it hands the probe on.
         let mut report = Report {
@@ -769,7 +796,8 @@ impl Inner {
             ) => return fallback.answer_owned(&local, take, &error),
             (Err(error), _, _) => return Err(error),
         };
-        let decision = read_reply(&reply, charges)?;
+        let (reply, clock) = split_clock(&reply, args_mode_two)?;
+        let decision = read_reply(reply, charges)?;
         if let (Some(cache), Some((sent, remember)), false) =
             (&self.over_limit, remember, decision.is_allowed())
         {
@@ -787,10 +815,19 @@ impl Inner {
                 permits.push(Permit::from_fn(move || inner.release(lease)));
             }
         }
+        let receipt = match (decision.is_allowed(), clock, check_id) {
+            (true, Some((secs, micros)), Some(id)) => Some(Receipt {
+                at: secs
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(micros.saturating_mul(1_000)),
+                id,
+            }),
+            _ => None,
+        };
         Ok(Verdict {
             decision,
             permits,
-            receipt: None,
+            receipt,
         })
     }
 
@@ -898,6 +935,25 @@ fn read_outcome(figures: &[i64]) -> Option<Outcome> {
 
 /// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
 /// reset, retry_after) per charge}`, into one decision over all charges.
+/// Redis's `TIME`: seconds and microseconds.
+type RedisTime = (u64, u64);
+
+/// Splits the clock off the end of a mode "2" answer; other answers have
+/// none.
+fn split_clock(reply: &[i64], mode_two: bool) -> Result<(&[i64], Option<RedisTime>), StoreError> {
+    if !mode_two {
+        return Ok((reply, None));
+    }
+    match reply {
+        [figures @ .., secs, micros] if *secs >= 0 && (0..1_000_000).contains(micros) => {
+            Ok((figures, Some((secs.unsigned_abs(), micros.unsigned_abs()))))
+        }
+        _ => Err(StoreError::Unavailable(
+            "unexpected answer from the Redis script".into(),
+        )),
+    }
+}
+
 fn read_reply(reply: &[i64], charges: usize) -> Result<Decision, StoreError> {
     let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
     let (&all, outcomes) = reply.split_first().ok_or_else(malformed)?;

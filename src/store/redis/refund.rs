@@ -10,6 +10,9 @@ use super::spread::ROLLBACK;
 use super::{Inner, RedisHandle, CONCURRENCY, RELEASE_TIMEOUT};
 use crate::store::{Charge, Receipt};
 
+/// The code of a charge `rollback.lua` leaves alone.
+const SKIP: &str = "-";
+
 impl Inner {
     /// Starts the refund of `charges`, taken by the check `receipt` names,
     /// on the current Tokio runtime. Without a runtime, or when Redis does
@@ -24,19 +27,25 @@ impl Inner {
         args.push(micros.to_string());
         args.push(self.nonce_of(receipt.id));
         let mut tag = String::new();
+        let mut any = false;
         for charge in charges {
             let spec = &charge.handle.spec;
-            if spec.code == CONCURRENCY {
-                continue;
-            }
             tag.clear();
             key::push_tag(&mut tag, charge.key);
             keys.push(key::counter(&self.prefix, &tag, &spec.id));
-            args.push(spec.code.to_owned());
+            // Every charge keeps its position (sorted-set members are named
+            // by it); a concurrency charge is passed under a code the script
+            // skips, since its permit gives its room back.
+            if spec.code == CONCURRENCY {
+                args.push(SKIP.to_owned());
+            } else {
+                any = true;
+                args.push(spec.code.to_owned());
+            }
             args.push(charge.cost.to_string());
             args.extend(spec.params.iter().map(u64::to_string));
         }
-        if keys.is_empty() {
+        if !any {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

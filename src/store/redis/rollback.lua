@@ -14,6 +14,8 @@
 --   f, s  the count of the window the charge counted in goes down by its
 --      cost (nothing when that window's key is gone)
 --   l, c  the charge's own member leaves the sorted set
+--   -     nothing (a concurrency charge a refund keeps in place: its
+--         permit gives the room back)
 -- Answers how many charges were undone.
 
 if redis.replicate_commands then
