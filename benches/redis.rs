@@ -16,6 +16,10 @@
 //!   a script can cost;
 //! - `store-allow`: a GCRA check of a quota nothing reaches
 //!   (1,000,000,000/second);
+//! - `store-allow-leased`: the same in leased mode,
+//!   `.leased(TokenLease::new(100))`: most checks are answered from units
+//!   this instance holds, one lease call per up to 100 checks of a key (so
+//!   its ratio to the floor is not the per-request goal's);
 //! - `store-deny`: a GCRA check of a `1/hour` quota spent before the round,
 //!   over-limit cache off: every check is a round trip refused by Redis;
 //! - `store-deny-cached`: the same with `.over_limit_cache(1024)`: the first
@@ -47,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use tollgate::algorithm::AlgorithmKind;
 use tollgate::key::Key;
+use tollgate::store::redis::TokenLease;
 use tollgate::store::{Charge, Checked, RedisHandle, RedisStore, Store};
 use tollgate::{Limit, Quota};
 
@@ -64,9 +69,13 @@ const CONCURRENCY: [usize; 2] = [1, 64];
 /// The issue's goal: the store reaches this fraction of the floor.
 const GOAL: f64 = 0.8;
 
-const CASES: [Case; 4] = [
+/// Units per lease in the leased case (as [`Case::what`] says).
+const LEASE_TOKENS: u64 = 100;
+
+const CASES: [Case; 5] = [
     Case::Floor,
     Case::StoreAllow,
+    Case::StoreAllowLeased,
     Case::StoreDeny,
     Case::StoreDenyCached,
 ];
@@ -75,6 +84,7 @@ const CASES: [Case; 4] = [
 enum Case {
     Floor,
     StoreAllow,
+    StoreAllowLeased,
     StoreDeny,
     StoreDenyCached,
 }
@@ -84,6 +94,7 @@ impl Case {
         match self {
             Case::Floor => "floor",
             Case::StoreAllow => "store-allow",
+            Case::StoreAllowLeased => "store-allow-leased",
             Case::StoreDeny => "store-deny",
             Case::StoreDenyCached => "store-deny-cached",
         }
@@ -93,6 +104,9 @@ impl Case {
         match self {
             Case::Floor => "raw EVALSHA of `return 1`, one multiplexed connection",
             Case::StoreAllow => "RedisStore GCRA check, allowed (1e9/second)",
+            Case::StoreAllowLeased => {
+                "RedisStore GCRA check, allowed (1e9/second), leased mode: TokenLease::new(100)"
+            }
             Case::StoreDeny => "RedisStore GCRA check, refused (1/hour spent), no over-limit cache",
             Case::StoreDenyCached => {
                 "RedisStore GCRA check, refused (1/hour spent), over_limit_cache(1024)"
@@ -281,8 +295,15 @@ impl Target {
                     sha: sha.into(),
                 }
             }
-            Case::StoreAllow => {
-                let store = builder().build().unwrap();
+            Case::StoreAllow | Case::StoreAllowLeased => {
+                let builder = builder();
+                let store = if case == Case::StoreAllowLeased {
+                    builder.leased(TokenLease::new(LEASE_TOKENS))
+                } else {
+                    builder
+                }
+                .build()
+                .unwrap();
                 let handle = store.bind(&limit(Quota::per_second(Quota::MAX_COUNT).unwrap()));
                 Target::Store {
                     store,
@@ -452,6 +473,20 @@ fn report(rows: &[Row]) -> String {
             out,
             "- store-allow at concurrency {}: {:.2}x -> {verdict}",
             r.concurrency,
+            r.ratio()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nLeased mode (one lease call per up to {LEASE_TOKENS} checks of a key; not the \
+         per-request goal):\n"
+    );
+    for r in rows.iter().filter(|r| r.case == Case::StoreAllowLeased) {
+        let _ = writeln!(
+            out,
+            "- store-allow-leased at concurrency {}: {:.0} checks/s, {:.2}x the floor",
+            r.concurrency,
+            r.median(),
             r.ratio()
         );
     }
