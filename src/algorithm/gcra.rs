@@ -107,6 +107,23 @@ impl Algorithm for Gcra {
         self.step(state.load(Ordering::Acquire), now, cost).0
     }
 
+    /// The charge moved the arrival time by `cost·T`; by `now`, time may have
+    /// absorbed up to `now - charged_at` of that (and later requests may have
+    /// been admitted on the room it freed), so only the rest comes back.
+    fn refund_later(&self, state: &AtomicU64, charged_at: Nanos, now: Nanos, cost: u64) {
+        let elapsed = now.saturating_sub(charged_at);
+        let give = cost.saturating_mul(self.interval).saturating_sub(elapsed);
+        if give == 0 {
+            return;
+        }
+        update_u64(state, |tat| {
+            if tat <= now {
+                return ((), None);
+            }
+            ((), Some(tat.saturating_sub(give).max(now)))
+        });
+    }
+
     fn refund(&self, state: &AtomicU64, charged_at: Nanos, cost: u64) {
         let amount = cost.saturating_mul(self.interval);
         update_u64(state, |tat| {
@@ -166,6 +183,25 @@ mod tests {
         assert!(g.acquire(&st, S, 2).allowed);
         let huge = g.acquire(&st, S, 6);
         assert_eq!(huge.retry_after, RETRY_NEVER);
+    }
+
+    #[test]
+    fn a_late_refund_never_hands_over_room_a_later_request_took() {
+        // 1/second burst 1: A at 0 s, B at 1.2 s; A's refund at 1.5 s must
+        // not let C in at 1.5 s, which A's absence would have refused.
+        let g = gcra("1/second");
+        let ms = |n: u64| S + n * 1_000_000;
+        let with_refund = g.new_state();
+        assert!(g.acquire(&with_refund, ms(0), 1).allowed);
+        assert!(g.acquire(&with_refund, ms(1200), 1).allowed);
+        g.refund_later(&with_refund, ms(0), ms(1500), 1);
+        assert!(!g.acquire(&with_refund, ms(1500), 1).allowed);
+        // A refund soon after the charge gives back what time has not.
+        let soon = g.new_state();
+        assert!(g.acquire(&soon, ms(0), 1).allowed);
+        assert!(!g.acquire(&soon, ms(100), 1).allowed);
+        g.refund_later(&soon, ms(0), ms(100), 1);
+        assert!(g.acquire(&soon, ms(100), 1).allowed);
     }
 
     #[test]

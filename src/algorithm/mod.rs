@@ -71,6 +71,15 @@ pub trait Algorithm: Send + Sync + std::fmt::Debug + 'static {
     /// than was charged.
     fn refund(&self, state: &Self::State, charged_at: Nanos, cost: u64);
 
+    /// Gives back, at `now`, a charge made at `charged_at` once the request's
+    /// answer is known: what [`refund`](Algorithm::refund) gives, unless the
+    /// time since the charge may have let later requests build on it (GCRA),
+    /// in which case less. Never credits room a later request took.
+    fn refund_later(&self, state: &Self::State, charged_at: Nanos, now: Nanos, cost: u64) {
+        let _ = now;
+        self.refund(state, charged_at, cost);
+    }
+
     /// Whether the state is back to a full allowance, so the key can be
     /// forgotten without changing any future answer.
     fn is_idle(&self, state: &Self::State, now: Nanos) -> bool;

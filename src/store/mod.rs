@@ -129,7 +129,9 @@ pub struct Verdict {
 /// When a check's charges were taken, on the store's own clock (the memory
 /// store's clock; Redis's `TIME` as nanoseconds since the Unix epoch), and
 /// an identifier the store gave the check (Redis names sorted-set members
-/// with it; 0 for the memory store).
+/// with it; 0 for the memory store). Each store reads only its own
+/// receipts: the Redis store marks an answer spent from a local lease by
+/// the top bit of `id`, its `at` then being a local instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     /// The store's time of the charge.

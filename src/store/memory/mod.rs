@@ -295,6 +295,9 @@ impl<C: Clock> Store for MemoryStore<C> {
     }
 
     fn refund(&self, charges: &[Charge<'_, MemoryHandle>], receipt: Receipt) {
-        undo(charges, receipt.at);
+        let now = self.inner.clock.now();
+        for c in charges.iter().rev() {
+            c.handle.table.refund_later(c.key, receipt.at, now, c.cost);
+        }
     }
 }

@@ -100,7 +100,17 @@ impl<A: Algorithm> Keyed<A> {
     }
 
     fn refund(&self, key: &Key<'_>, charged_at: Nanos, cost: u64) {
-        let refund = |a: &A, s: &A::State| a.refund(s, charged_at, cost);
+        self.refund_later(key, charged_at, charged_at, cost);
+    }
+
+    fn refund_later(&self, key: &Key<'_>, charged_at: Nanos, now: Nanos, cost: u64) {
+        let refund = |a: &A, s: &A::State| {
+            if now == charged_at {
+                a.refund(s, charged_at, cost);
+            } else {
+                a.refund_later(s, charged_at, now, cost);
+            }
+        };
         match key.repr() {
             KeyRepr::Ip(ip) => {
                 if let Some(s) = self.ips.get(&ip_bits(*ip)) {
@@ -260,6 +270,18 @@ impl Table {
 
     /// Undoes a charge of a rolled-back check. Concurrency charges are undone
     /// by dropping their permits instead.
+    /// Gives back at `now` what a check took at `charged_at` (a refund
+    /// decided after the answer).
+    pub(crate) fn refund_later(&self, key: &Key<'_>, charged_at: Nanos, now: Nanos, cost: u64) {
+        match &self.counters {
+            Counters::Concurrency(_) => {}
+            Counters::Gcra(keyed) => keyed.refund_later(key, charged_at, now, cost),
+            Counters::FixedWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
+            Counters::SlidingWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
+            Counters::SlidingLog(keyed) => keyed.refund_later(key, charged_at, now, cost),
+        }
+    }
+
     pub(crate) fn undo(&self, key: &Key<'_>, charged_at: Nanos, cost: u64) {
         match &self.counters {
             Counters::Concurrency(_) => {}

@@ -84,8 +84,11 @@ struct State {
 
 /// What a check does next.
 pub(super) enum Settled {
-    /// Answered from the leases held.
-    Answer(Decision),
+    /// Answered from the leases held; when units were taken, the local
+    /// instant until which all of them were spendable (the earliest end of
+    /// their leases), for a refund to give them back with
+    /// [`give_back`](LeaseSlots::give_back).
+    Answer(Decision, Option<Nanos>),
     /// The charge at `position` lacks units and another check is
     /// refilling its slot: wait for that, then settle again.
     Wait { position: usize, generation: u64 },
@@ -356,10 +359,14 @@ impl LeaseSlots {
                     .find(|(r, _)| r == p)
                     .map_or_else(|| st.allow(costs[*p], now), |(_, o)| *o)
             });
-            return Settled::Answer(decide(outcomes));
+            return Settled::Answer(decide(outcomes), None);
         }
         let lacking = |p: usize, st: &State| st.tokens < costs[p];
         if !locked.iter().any(|(p, st)| lacking(*p, st)) {
+            // Every slot holds units (so `expires` is ahead of `now`).
+            let spent_until = take
+                .then(|| locked.iter().map(|(_, st)| st.expires).min())
+                .flatten();
             let outcomes: Vec<Outcome> = locked
                 .iter_mut()
                 .map(|(p, st)| {
@@ -371,7 +378,7 @@ impl LeaseSlots {
                     }
                 })
                 .collect();
-            return Settled::Answer(decide(outcomes));
+            return Settled::Answer(decide(outcomes), spent_until);
         }
         if locked
             .iter()
@@ -390,7 +397,7 @@ impl LeaseSlots {
                     st.allow(cost, now)
                 }
             });
-            return Settled::Answer(decide(outcomes));
+            return Settled::Answer(decide(outcomes), None);
         }
         if !take {
             return Settled::PerRequest;
@@ -489,6 +496,49 @@ impl LeaseSlots {
         }
         refusals
     }
+
+    /// Gives back `cost` units a refunded check took from the lease of
+    /// `counter` (for the bound limit `serial`), spendable until `until`
+    /// (the [`Settled::Answer`] instant): they were charged in Redis by the
+    /// lease and are unspent again, so spending them before `until` is
+    /// what the lease would have done without that check. Units past
+    /// `until`, beyond the most a slot holds (`tokens`, or the cost when
+    /// larger), or for a slot no longer held are dropped: refusals too
+    /// many, never admissions. Answers the units given back.
+    pub(super) fn give_back(
+        &self,
+        counter: &str,
+        serial: u64,
+        cost: u64,
+        until: Nanos,
+        now: Nanos,
+    ) -> u64 {
+        if now >= until {
+            return 0;
+        }
+        let Some(slot) = self.map.get(counter).map(|slot| Arc::clone(&slot)) else {
+            return 0;
+        };
+        if slot.serial != serial {
+            return 0;
+        }
+        let mut st = slot.lock();
+        st.expire(now);
+        let back = cost.min(self.tokens.max(cost).saturating_sub(st.tokens));
+        if back == 0 {
+            return 0;
+        }
+        // As a grant merges: the units held are spendable until the
+        // earliest end among them.
+        st.expires = if st.tokens > 0 {
+            st.expires.min(until)
+        } else {
+            until
+        };
+        st.tokens += back;
+        st.leased = true;
+        back
+    }
 }
 
 #[cfg(test)]
@@ -534,7 +584,7 @@ mod tests {
             panic!("a refill");
         };
         let refusals = t.apply(&slots, &[cost], guard.id(), &[grant], now);
-        let Settled::Answer(d) = t.settle(&slots, &[cost], &[0], now, true, &refusals) else {
+        let Settled::Answer(d, _) = t.settle(&slots, &[cost], &[0], now, true, &refusals) else {
             panic!("an answer");
         };
         drop(guard);
@@ -543,7 +593,7 @@ mod tests {
 
     fn local(t: &LeaseSlots, slot: &Arc<Slot>, cost: u64, now: Nanos) -> Option<Decision> {
         match t.settle(&[Arc::clone(slot)], &[cost], &[0], now, true, &[]) {
-            Settled::Answer(d) => Some(d),
+            Settled::Answer(d, _) => Some(d),
             _ => None,
         }
     }
@@ -663,7 +713,7 @@ mod tests {
         assert_eq!(asks.len(), 1);
         assert_eq!(asks[0].position, 1);
         let refusals = t.apply(&slots, &[1, 1], guard.id(), &[refused(1, SEC, SEC)], SEC);
-        let Settled::Answer(d) = t.settle(&slots, &[1, 1], &[0, 1], SEC, true, &refusals) else {
+        let Settled::Answer(d, _) = t.settle(&slots, &[1, 1], &[0, 1], SEC, true, &refusals) else {
             panic!("an answer");
         };
         drop(guard);
@@ -672,6 +722,44 @@ mod tests {
         assert_eq!(a.lock().tokens, 1);
         // Another limit bound on the same counter is not served from it.
         assert!(t.slot("a", 9, false, SEC).is_none());
+    }
+
+    #[test]
+    fn a_refund_gives_units_back_to_the_lease_until_its_end() {
+        let t = table(4);
+        let s = t.slot("k", 1, true, SEC).expect("slot");
+        refill(&t, &s, 1, SEC, granted(0, 1, 10, SEC, SEC));
+        let (_, d) = refill(&t, &s, 1, SEC, granted(0, 2, 8, SEC, SEC));
+        assert!(d.is_allowed());
+        // The answer that took the last unit says until when it was good.
+        let Settled::Answer(d, until) = t.settle(&[Arc::clone(&s)], &[1], &[0], SEC, true, &[])
+        else {
+            panic!("an answer from the lease");
+        };
+        assert!(d.is_allowed());
+        assert_eq!(until, Some(2 * SEC), "the window's end as Redis saw it");
+        assert_eq!(s.lock().tokens, 0);
+        // Refunded: the unit is back, spendable until that end only.
+        assert_eq!(t.give_back("k", 1, 1, 2 * SEC, SEC + 1), 1);
+        assert_eq!(s.lock().tokens, 1);
+        assert_eq!(s.lock().expires, 2 * SEC);
+        assert!(local(&t, &s, 1, SEC + 2).expect("local").is_allowed());
+        // Another limit's slot, a slot not held, or a refund past the end:
+        // nothing comes back.
+        assert_eq!(t.give_back("k", 9, 1, 2 * SEC, SEC + 3), 0);
+        assert_eq!(t.give_back("other", 1, 1, 2 * SEC, SEC + 3), 0);
+        assert_eq!(t.give_back("k", 1, 1, 2 * SEC, 2 * SEC), 0);
+        // Never more than a lease holds, and never past the earliest end.
+        assert_eq!(t.give_back("k", 1, 3, 2 * SEC, SEC + 4), 3);
+        assert_eq!(t.give_back("k", 1, 3, 3 * SEC, SEC + 5), 1);
+        assert_eq!(s.lock().tokens, 4);
+        assert_eq!(s.lock().expires, 2 * SEC);
+        // A look takes nothing, so it answers no instant.
+        let Settled::Answer(_, until) = t.settle(&[Arc::clone(&s)], &[1], &[0], SEC, false, &[])
+        else {
+            panic!("an answer from the lease");
+        };
+        assert_eq!(until, None);
     }
 
     #[test]

@@ -11,10 +11,14 @@ use super::breaker::{Admit, Breaker, CircuitOpen};
 use super::fallback::LocalCharge;
 use super::key;
 use super::lease_slots::{Ask, Grant, LeaseSlots, Settled, Slot};
-use super::{Call, CheckFuture, Inner, RedisHandle, RedisStore, Report, Spec, FIXED_WINDOW, GCRA};
+use super::{
+    Call, CheckFuture, Inner, RedisHandle, RedisStore, Report, Spec, FIXED_WINDOW, GCRA,
+    LEASED_RECEIPT,
+};
 use crate::algorithm::{Outcome, RETRY_NEVER};
+use crate::clock::Nanos;
 use crate::error::StoreError;
-use crate::store::{Charge, Checked, Permits, Verdict};
+use crate::store::{Charge, Checked, Permits, Receipt, Verdict};
 
 static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lease.lua")));
 
@@ -95,12 +99,12 @@ impl RedisStore {
         order.sort_unstable_by(|&a, &b| counters[a].cmp(&counters[b]));
         let costs: Vec<u64> = charges.iter().map(|c| c.cost).collect();
         let next = match table.settle(&slots, &costs, &order, now, take, &[]) {
-            Settled::Answer(decision) => {
+            Settled::Answer(decision, spent_until) => {
                 table.count_local();
                 return Some(Checked::Ready(Ok(Verdict {
                     decision,
                     permits: Permits::none(),
-                    receipt: None,
+                    receipt: leased_receipt(spent_until),
                 })));
             }
             Settled::PerRequest => {
@@ -170,6 +174,17 @@ fn read_grant(ask: &Ask, figures: &[i64], sent: u64) -> Option<Grant> {
     })
 }
 
+/// The receipt of an answer that spent units held here, spendable until
+/// the local instant `spent_until`: a refund gives them back to the
+/// leases ([`LeaseSlots::give_back`]), never to Redis, which counted them
+/// when it granted the lease. `None` when nothing was taken.
+fn leased_receipt(spent_until: Option<Nanos>) -> Option<Receipt> {
+    spent_until.map(|at| Receipt {
+        at,
+        id: LEASED_RECEIPT,
+    })
+}
+
 fn malformed() -> StoreError {
     StoreError::Unavailable("unexpected answer from the Redis lease script".into())
 }
@@ -188,14 +203,14 @@ impl Inner {
         let mut called = false;
         for _ in 0..ROUNDS {
             next = match next {
-                Settled::Answer(decision) => {
+                Settled::Answer(decision, spent_until) => {
                     if !called {
                         table.count_local();
                     }
                     return Ok(Verdict {
                         decision,
                         permits: Permits::none(),
-                        receipt: None,
+                        receipt: leased_receipt(spent_until),
                     });
                 }
                 Settled::PerRequest => break,
@@ -232,11 +247,11 @@ impl Inner {
                 }
             };
         }
-        if let Settled::Answer(decision) = next {
+        if let Settled::Answer(decision, spent_until) = next {
             return Ok(Verdict {
                 decision,
                 permits: Permits::none(),
-                receipt: None,
+                receipt: leased_receipt(spent_until),
             });
         }
         table.count_per_request();
@@ -336,9 +351,11 @@ impl Inner {
 
     /// Checks the job per request, with the ordinary script.
     async fn per_request(self: Arc<Self>, job: Job) -> Result<Verdict, StoreError> {
+        let id = self.next_id();
         let mut args = Vec::with_capacity(2 + 6 * job.specs.len());
+        // Mode "2" when charging: the answer carries the TIME for a receipt.
         args.push(if job.take { "2" } else { "0" }.to_owned());
-        args.push(self.nonce());
+        args.push(self.nonce_of(id));
         for (spec, cost) in job.specs.iter().zip(&job.costs) {
             args.push(spec.code.to_owned());
             args.push(cost.to_string());
@@ -357,6 +374,7 @@ impl Inner {
             }
         };
         let call = Call {
+            id,
             keys: job.counters,
             args,
             leases: Vec::new(),

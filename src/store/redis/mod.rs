@@ -235,10 +235,14 @@
 //! Never cached: concurrency refusals (a permit released early frees a slot
 //! at any time), refusals that never end (cost above the capacity), and a
 //! charge whose counter an earlier charge of the same check also charges
-//! (its answer counts that earlier charge). The one case where the cache
-//! refuses what Redis would admit is state removed behind the store's back
-//! (`DEL`, `FLUSHDB`, a Redis that lost its data): then the cache refuses
-//! at most until the instant the old state gave.
+//! (its answer counts that earlier charge). The cases where the cache
+//! refuses what Redis would admit are state lowered by something other
+//! than time: a [refund](#refunds) (after which this store drops the
+//! refunded counters' entries, once Redis has the refund; another
+//! instance's entries stay), or state removed behind the store's back
+//! (`DEL`, `FLUSHDB`, a Redis that lost its data). Then the cache refuses
+//! at most until the instant the old state gave: extra refusals, never an
+//! admission.
 //!
 //! Memory is bounded: at most `max_entries` entries. Expired entries are
 //! dropped when looked up, and all at once when the cache is full and one
@@ -308,6 +312,10 @@
 //! - On Redis Cluster a check over several client keys refills each
 //!   slot's leases in a call of its own; no undo is needed, since leases
 //!   need not be all or nothing.
+//! - **Refunds**: an admission spent from units held here is refunded to
+//!   those units, locally, until their lease ends (see
+//!   [Refunds](#refunds)); a lease still holds at most `tokens` units, so
+//!   the bounds below are unchanged, a refunded admission counting as none.
 //!
 //! ## Bounds
 //!
@@ -350,20 +358,72 @@
 //! # Refunds
 //!
 //! With [`RateLimitLayer::refund_when`](crate::RateLimitLayer::refund_when),
-//! an admitted request's charge is given back after its answer. An admitted
-//! check answers the `TIME` it used and its number, the verdict's
-//! [`Receipt`]; the refund runs `rollback.lua` on it in a task of its own,
-//! atomically over every charge: the window a fixed or sliding window
-//! charge counted in goes down by its cost, a sliding log loses the check's
-//! own entries, a GCRA arrival time goes back by the charge less the time
-//! since. Concurrency charges are kept (their permit gives the room back).
-//! Never more room than the charge took, so no refund admits what the
-//! request's absence would have refused. Not refunded: checks over several
-//! slots of a cluster and answers from a lease or the local fallback (they
-//! carry no receipt), and refunds Redis does not receive (the charge then
-//! expires: refusals too many, never admissions). A refusal the over-limit
-//! cache remembers stays until its `Retry-After`, whatever is refunded
-//! meanwhile.
+//! an admitted request's charge is given back once its answer is known.
+//! The charge is taken on admission, as always, so requests in flight count
+//! until their answers: concurrent requests never pass a limit together.
+//!
+//! **Receipts.** A charging check runs the script in its mode `"2"`, which
+//! answers the `TIME` it used after the figures. An admitted check's
+//! verdict carries a [`Receipt`]: `at`, that `TIME` in nanoseconds since
+//! the Unix epoch; `id`, the check's number, from which the store rebuilds
+//! the nonce that named its sorted-set members. A refused check, a look
+//! ([`Store::peek`]), an answer from the over-limit cache and an answer of
+//! the [local fallback](#fallback) carry none (a fallback answer is not
+//! refunded: it was never charged in Redis).
+//!
+//! **The refund** runs `rollback.lua` on the receipt, in a task of its own
+//! on the current Tokio runtime, one call over every charge of the check
+//! (per slot on a cluster, below):
+//!
+//! | algorithm | given back | exact? |
+//! |---|---|---|
+//! | fixed window | the cost, from the window the charge counted in | yes; a refund arriving after that window ended gives nothing to the new one |
+//! | sliding window counter | the cost, from the window the charge counted in | yes; after the window changed, that window's count weighs as the previous one |
+//! | sliding log | the check's own entries | yes |
+//! | GCRA | the TAT goes back by `cost × T` less the time since the charge | when the bucket was idle before the charge and nothing was charged since (the allowance is then full again); else the time since the charge (the request's time in flight) is not given back: the allowance is what it should be that much later |
+//! | concurrency | nothing | its permit gives the slot back when the response body ends |
+//!
+//! The GCRA rule is the most a refund can give back knowing only the
+//! state and the receipt: time passing may already have absorbed part of
+//! the charge, and another check arriving since may have been admitted on
+//! that room, so giving back the whole `cost × T` could hand out that
+//! check's room a second time. No refund ever gives back more than its
+//! charge took, so none admits what the request's absence would have
+//! refused. A refund Redis does not receive (Redis away, no runtime, the
+//! process gone) leaves its charge to expire: refusals too many, never
+//! admissions.
+//!
+//! **Over-limit cache.** A refusal it remembers was true when Redis
+//! answered it; a refund may make it stale, and the cache then refuses
+//! what Redis would admit: extra refusals, never an admission, since the
+//! cache only ever refuses. Once a refund's rollback has answered, the
+//! store drops the entries of the refunded counters, so the next check asks
+//! Redis again.
+//!
+//! **Redis Cluster.** A check spread over several slots (below) is
+//! refunded part by part, each part by its own rollback in its slot, under
+//! the nonce it ran with (the check's nonce and the part's number, which
+//! the charges give again). The parts ran at different `TIME`s, on
+//! different nodes, and a receipt holds one: it holds the earliest any part
+//! answered. That is never later than a part's own `TIME`, and the rollback
+//! never gives back more on an earlier time (above, per algorithm), so the
+//! refund of a spread check never over-admits either, whatever the clocks
+//! of the nodes. It is as exact as on one node for sliding logs and,
+//! unless a window boundary fell between the parts, for windows; a GCRA
+//! part gets back less by the time between the first part's `TIME` and
+//! its own (a round trip, plus any lead its node's clock has over the
+//! first one's).
+//!
+//! **Leased mode.** An answer spent from units this instance holds carries
+//! a receipt marking it as leased, whose `at` is the local instant until
+//! which those units were spendable (the earliest end of their leases).
+//! Its refund gives the units back to the leases held here, at once,
+//! without a call: Redis counted them when it granted the lease, so
+//! spending them again before that instant is what the lease would have
+//! done had the refunded request never come. Units whose lease has ended,
+//! or beyond what a lease holds (`tokens`), are dropped, as unspent units
+//! are. Checks in leased mode that went to Redis per request are refunded
+//! in Redis as above.
 //!
 //! # Redis Cluster
 //!
@@ -457,6 +517,10 @@ pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The least time a permit's release may take, whatever the check timeout.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Marks the [`Receipt::id`] of an answer from leases (the other receipts
+/// carry a check's number, always below it); see [`refund`].
+const LEASED_RECEIPT: u64 = 1 << 63;
 
 /// The clock the store times its own local state with (never admission:
 /// that is Redis's `TIME`).
@@ -638,7 +702,8 @@ impl RedisStore {
             return checked;
         }
         let inner = &self.inner;
-        let nonce = inner.nonce();
+        let id = inner.next_id();
+        let nonce = inner.nonce_of(id);
         let mut keys = Vec::with_capacity(charges.len());
         let mut args = Vec::with_capacity(2 + 6 * charges.len());
         // Mode "2" charges and answers the TIME it used: an admitted check
@@ -720,6 +785,7 @@ impl RedisStore {
         let remember = (!remember.is_empty()).then_some((now, remember));
         Checked::Pending(CheckFuture::new(inner.check(
             Call {
+                id,
                 keys,
                 args,
                 leases,
@@ -733,14 +799,18 @@ impl RedisStore {
 }
 
 impl Inner {
-    fn nonce(&self) -> String {
-        let n = self.nonce_next.fetch_add(1, Ordering::Relaxed);
-        self.nonce_of(n)
+    /// The number of the next check sent to Redis: its nonce is
+    /// [`nonce_of`](Self::nonce_of) it, and an admitted check's
+    /// [`Receipt::id`]. Below [`LEASED_RECEIPT`], which marks the receipts
+    /// of answers from a lease.
+    fn next_id(&self) -> u64 {
+        self.nonce_next.fetch_add(1, Ordering::Relaxed) & !LEASED_RECEIPT
     }
 
-    /// The nonce of check number `n` of this store.
-    fn nonce_of(&self, n: u64) -> String {
-        format!("{:016x}.{n:x}", self.nonce_base)
+    /// The nonce of check number `id` of this store: it names the check's
+    /// sorted-set members, so a refund rebuilds it from the receipt.
+    fn nonce_of(&self, id: u64) -> String {
+        format!("{:016x}.{id:x}", self.nonce_base)
     }
 
     async fn check(
@@ -753,6 +823,7 @@ impl Inner {
             return self.check_spread(call, local, take).await;
         }
         let Call {
+            id,
             keys,
             args,
             leases,
@@ -760,13 +831,6 @@ impl Inner {
             probe,
         } = call;
         let charges = keys.len();
-        // In mode "2" the answer ends with Redis's clock, and the check's
-        // number (the tail of its nonce) names it for a refund.
-        let args_mode_two = args.first().is_some_and(|mode| mode == "2");
-        let check_id = args
-            .get(1)
-            .and_then(|nonce| nonce.rsplit('.').next())
-            .and_then(|n| u64::from_str_radix(n, 16).ok());
         // Reports the call's answer to the breaker; dropped unanswered (the
         // check cancelled), it hands the probe on.
         let mut report = Report {
@@ -796,8 +860,9 @@ impl Inner {
             ) => return fallback.answer_owned(&local, take, &error),
             (Err(error), _, _) => return Err(error),
         };
-        let (reply, clock) = split_clock(&reply, args_mode_two)?;
-        let decision = read_reply(reply, charges)?;
+        // A charging check runs in mode "2": its answer ends with the TIME
+        // it used, which an admitted check's receipt carries.
+        let (decision, clock) = read_reply(&reply, charges, take)?;
         if let (Some(cache), Some((sent, remember)), false) =
             (&self.over_limit, remember, decision.is_allowed())
         {
@@ -815,11 +880,9 @@ impl Inner {
                 permits.push(Permit::from_fn(move || inner.release(lease)));
             }
         }
-        let receipt = match (decision.is_allowed(), clock, check_id) {
-            (true, Some((secs, micros)), Some(id)) => Some(Receipt {
-                at: secs
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(micros.saturating_mul(1_000)),
+        let receipt = match (decision.is_allowed(), clock) {
+            (true, Some(clock)) => Some(Receipt {
+                at: clock.nanos(),
                 id,
             }),
             _ => None,
@@ -890,6 +953,8 @@ struct BreakerConfig {
 
 /// What a check sends to Redis, and what it does with the answer.
 struct Call {
+    /// The check's number ([`Inner::next_id`]); `args[1]` is its nonce.
+    id: u64,
     keys: Vec<String>,
     args: Vec<String>,
     leases: Vec<Lease>,
@@ -933,29 +998,60 @@ fn read_outcome(figures: &[i64]) -> Option<Outcome> {
     })
 }
 
-/// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
-/// reset, retry_after) per charge}`, into one decision over all charges.
-/// Redis's `TIME`: seconds and microseconds.
-type RedisTime = (u64, u64);
+/// Redis's `TIME` as a script read it: seconds and microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RedisTime {
+    secs: u64,
+    micros: u64,
+}
 
-/// Splits the clock off the end of a mode "2" answer; other answers have
-/// none.
-fn split_clock(reply: &[i64], mode_two: bool) -> Result<(&[i64], Option<RedisTime>), StoreError> {
-    if !mode_two {
-        return Ok((reply, None));
+impl RedisTime {
+    /// Reads the two figures a script answered; `None` unless both are
+    /// non-negative and the microseconds below a second.
+    fn read(secs: i64, micros: i64) -> Option<RedisTime> {
+        Some(RedisTime {
+            secs: u64::try_from(secs).ok()?,
+            micros: u64::try_from(micros).ok().filter(|&us| us < 1_000_000)?,
+        })
     }
-    match reply {
-        [figures @ .., secs, micros] if *secs >= 0 && (0..1_000_000).contains(micros) => {
-            Ok((figures, Some((secs.unsigned_abs(), micros.unsigned_abs()))))
+
+    /// Nanoseconds since the Unix epoch, as a [`Receipt`] carries them.
+    fn nanos(self) -> u64 {
+        self.secs
+            .saturating_mul(1_000_000_000)
+            .saturating_add(self.micros * 1_000)
+    }
+
+    /// The reading a receipt's nanoseconds stand for (exact for what
+    /// [`nanos`](Self::nanos) made).
+    fn from_nanos(at: u64) -> RedisTime {
+        RedisTime {
+            secs: at / 1_000_000_000,
+            micros: (at % 1_000_000_000) / 1_000,
         }
-        _ => Err(StoreError::Unavailable(
-            "unexpected answer from the Redis script".into(),
-        )),
     }
 }
 
-fn read_reply(reply: &[i64], charges: usize) -> Result<Decision, StoreError> {
+/// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
+/// reset, retry_after) per charge}`, into one decision over all charges,
+/// followed, for a charging check (`take`, mode "2"), by the seconds and
+/// microseconds of the `TIME` the script used. Exactly that many figures,
+/// or the answer is refused as malformed.
+fn read_reply(
+    reply: &[i64],
+    charges: usize,
+    take: bool,
+) -> Result<(Decision, Option<RedisTime>), StoreError> {
     let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
+    let (reply, clock) = if take {
+        let [figures @ .., secs, micros] = reply else {
+            return Err(malformed());
+        };
+        let clock = RedisTime::read(*secs, *micros).ok_or_else(malformed)?;
+        (figures, Some(clock))
+    } else {
+        (reply, None)
+    };
     let (&all, outcomes) = reply.split_first().ok_or_else(malformed)?;
     if outcomes.len() != 5 * charges {
         return Err(malformed());
@@ -974,7 +1070,7 @@ fn read_reply(reply: &[i64], charges: usize) -> Result<Decision, StoreError> {
     if decision.is_allowed() != (all == 1) {
         return Err(malformed());
     }
-    Ok(decision)
+    Ok((decision, clock))
 }
 
 /// Builds a [`RedisStore`].
@@ -1310,28 +1406,100 @@ mod tests {
         let mut reply = vec![1];
         reply.extend(outcome(true, 5, 0));
         reply.extend(outcome(true, 2, 0));
-        let d = read_reply(&reply, 2).expect("reply");
+        let (d, clock) = read_reply(&reply, 2, false).expect("reply");
         assert!(d.is_allowed());
         assert_eq!((d.policy(), d.remaining()), (1, 2));
+        assert_eq!(clock, None);
 
         let mut reply = vec![0];
         reply.extend(outcome(true, 5, 0));
         reply.extend(outcome(false, 0, -1));
-        let d = read_reply(&reply, 2).expect("reply");
+        let (d, _) = read_reply(&reply, 2, false).expect("reply");
         assert!(d.is_impossible());
         assert_eq!(d.policy(), 1);
     }
 
     #[test]
+    fn a_charging_reply_ends_with_the_time_the_script_used() {
+        let mut reply = vec![1];
+        reply.extend(outcome(true, 5, 0));
+        reply.extend([1_700_000_000, 999_999]);
+        let (d, clock) = read_reply(&reply, 1, true).expect("reply");
+        assert!(d.is_allowed());
+        let clock = clock.expect("a clock");
+        assert_eq!(
+            clock,
+            RedisTime {
+                secs: 1_700_000_000,
+                micros: 999_999
+            }
+        );
+        assert_eq!(clock.nanos(), 1_700_000_000_999_999_000);
+        assert_eq!(RedisTime::from_nanos(clock.nanos()), clock);
+
+        // A refusal in mode "2" ends with the clock too.
+        let mut refused = vec![0];
+        refused.extend(outcome(false, 0, 5));
+        refused.extend([1_700_000_000, 0]);
+        let (d, clock) = read_reply(&refused, 1, true).expect("reply");
+        assert!(!d.is_allowed());
+        assert!(clock.is_some());
+    }
+
+    #[test]
+    fn reply_lengths_are_strict_in_each_mode() {
+        let mut bare = vec![1];
+        bare.extend(outcome(true, 5, 0));
+        let mut clocked = bare.clone();
+        clocked.extend([1_700_000_000, 5]);
+        // A charging check's answer without its clock, or a look's with
+        // one, is malformed: never read a clock as figures or the reverse.
+        assert!(read_reply(&bare, 1, true).is_err());
+        assert!(read_reply(&clocked, 1, false).is_err());
+        assert!(read_reply(&clocked, 1, true).is_ok());
+        let mut extra = clocked.clone();
+        extra.push(0);
+        assert!(read_reply(&extra, 1, true).is_err());
+        // The clock must be a real reading.
+        for (secs, micros) in [(-1, 0), (1_700_000_000, -1), (1_700_000_000, 1_000_000)] {
+            let mut bad = bare.clone();
+            bad.extend([secs, micros]);
+            assert!(read_reply(&bad, 1, true).is_err(), "{secs} s {micros} µs");
+        }
+    }
+
+    #[test]
     fn garbled_replies_are_errors_never_admissions() {
-        assert!(read_reply(&[], 1).is_err());
-        assert!(read_reply(&[1, 1, 10, 5], 1).is_err());
-        let mut disagree = vec![1];
-        disagree.extend(outcome(false, 0, 5));
-        assert!(read_reply(&disagree, 1).is_err());
-        let mut negative = vec![1];
-        negative.extend(outcome(true, -3, 0));
-        assert!(read_reply(&negative, 1).is_err());
+        for take in [false, true] {
+            assert!(read_reply(&[], 1, take).is_err());
+            assert!(read_reply(&[1, 1, 10, 5], 1, take).is_err());
+            let clock: &[i64] = if take { &[1_700_000_000, 0] } else { &[] };
+            let mut disagree = vec![1];
+            disagree.extend(outcome(false, 0, 5));
+            disagree.extend(clock);
+            assert!(read_reply(&disagree, 1, take).is_err());
+            let mut negative = vec![1];
+            negative.extend(outcome(true, -3, 0));
+            negative.extend(clock);
+            assert!(read_reply(&negative, 1, take).is_err());
+        }
+    }
+
+    #[test]
+    fn check_ids_rebuild_their_nonce_and_never_look_leased() {
+        let store = RedisStore::new("redis://127.0.0.1:1/").expect("store");
+        let inner = &store.inner;
+        let first = inner.next_id();
+        let second = inner.next_id();
+        assert_eq!(second, first + 1);
+        assert_eq!(first & LEASED_RECEIPT, 0);
+        assert_ne!(inner.nonce_of(first), inner.nonce_of(second));
+        assert!(inner.nonce_of(second).ends_with(&format!(".{second:x}")));
+        // Past 2^63 checks the number wraps below the leased mark.
+        inner
+            .nonce_next
+            .store(LEASED_RECEIPT + 7, Ordering::Relaxed);
+        assert_eq!(inner.next_id(), 7);
     }
 
     #[test]

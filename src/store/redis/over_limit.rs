@@ -13,22 +13,25 @@
 //!
 //! A rate limit's state only moves toward refusal while time stands still:
 //! charges (from this instance or any other) raise a TAT, a window's count
-//! or a log; only time lowers them. `retry_after` is the time until a
-//! request of that cost would fit if nothing else were charged, so until
-//! then it is refused whatever else happens, and a larger cost is refused
-//! too. Hence an entry answers only a charge of the same bound limit and
-//! client key with a cost at least the cached one, and only before its
-//! instant. Not cached:
+//! or a log; only time lowers them (and refunds, below). `retry_after` is
+//! the time until a request of that cost would fit if nothing else were
+//! charged, so until then it is refused whatever else happens, and a
+//! larger cost is refused too. Hence an entry answers only a charge of
+//! the same bound limit and client key with a cost at least the cached
+//! one, and only before its instant. Not cached:
 //!
 //! - concurrency denials: a permit released early frees a slot at any time;
 //! - denials that never end (cost above capacity, `RETRY_NEVER`);
 //! - a charge whose counter appears twice in one check (the script lets the
 //!   later one see the earlier one's cost, so its denial may not hold alone).
 //!
-//! The cache never admits: a miss goes to Redis. The one way it can refuse
-//! what Redis would admit is a counter reset behind its back (`DEL`,
-//! `FLUSHDB`, a lost Redis): then it refuses until the cached instant at
-//! most, as the old state would have.
+//! The cache never admits: a miss goes to Redis. The ways it can refuse
+//! what Redis would admit are a counter lowered other than by time: a
+//! refund (`refund_when`; the store then [forgets](OverLimitCache::forget)
+//! the refunded counters' entries once Redis has it, but another instance
+//! keeps its own), or a counter reset behind its back (`DEL`, `FLUSHDB`, a
+//! lost Redis). Then it refuses until the cached instant at most, as the
+//! old state would have: extra refusals, never an admission.
 //!
 //! # Bounded
 //!
@@ -175,6 +178,21 @@ impl OverLimitCache {
         state.earliest = state.earliest.min(until);
     }
 
+    /// Drops the refusal remembered for `counter` under the limit
+    /// `serial`, if any: a refund gave that counter room back, so the
+    /// refusal may no longer hold. Dropping an entry never admits anything
+    /// by itself: the next check asks Redis.
+    pub(super) fn forget(&self, counter: &str, serial: u64) {
+        let mut state = self.lock();
+        if state
+            .entries
+            .get(counter)
+            .is_some_and(|entry| entry.serial == serial)
+        {
+            state.entries.remove(counter);
+        }
+    }
+
     /// Checks answered from the cache so far.
     pub(super) fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
@@ -256,6 +274,23 @@ mod tests {
         assert!(c.lookup("other", 1, 2, sent).is_none());
         assert!(c.lookup("k", 1, 5, sent).is_some());
         assert_eq!(c.hits(), 1);
+    }
+
+    #[test]
+    fn a_refund_forgets_the_refusal_of_its_limit_only() {
+        let (c, _clock) = cache(4);
+        let sent = c.now();
+        c.remember("k", 1, 1, sent, &denied(SEC));
+        c.remember("j", 1, 1, sent, &denied(SEC));
+        // Another limit bound on the same counter name: not this one's.
+        c.forget("k", 2);
+        assert!(c.lookup("k", 1, 1, sent).is_some());
+        c.forget("k", 1);
+        assert!(c.lookup("k", 1, 1, sent).is_none());
+        assert!(c.lookup("j", 1, 1, sent).is_some());
+        assert_eq!(c.len(), 1);
+        c.forget("absent", 1);
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

@@ -1,8 +1,12 @@
--- tollgate: undoes what one part of a check charged (check.lua in mode
--- "2") when a later part, in another Redis Cluster slot, refused.
+-- tollgate: undoes what one check (or one part of a check, on Redis
+-- Cluster) charged in check.lua's mode "2": when a later part, in another
+-- slot, refused; or as a refund after the response (refund_when).
 --
 -- KEYS[i]  the base key of charge i, as check.lua was given them
--- ARGV[1], ARGV[2]  the seconds and microseconds of the TIME check.lua used
+-- ARGV[1], ARGV[2]  the seconds and microseconds of the TIME check.lua used,
+--          or any time no later than that (a refund of a check spread over
+--          several slots gives the earliest TIME its parts answered); never
+--          a later one
 -- ARGV[3]  the nonce check.lua was given
 -- ARGV[4 + 6 (i - 1) ...]  charge i as check.lua was given it: algorithm,
 --   cost, then four parameters
@@ -10,9 +14,13 @@
 -- Never gives back more than the charge took, so no undo can admit what
 -- the check's absence would have refused:
 --   g  the TAT goes back by cost * T less the time since the charge (time
---      may already have absorbed that much of it); not at all past that
---   f, s  the count of the window the charge counted in goes down by its
---      cost (nothing when that window's key is gone)
+--      may already have absorbed that much of it); not at all past that.
+--      An earlier time gives back less.
+--   f, s  the count of the window the time falls in goes down by the cost
+--      (nothing when that window's key is gone). An earlier time may name
+--      an earlier window than the charge's: for f a past window no check
+--      reads again; for s the previous window, weighing less than the
+--      charge's own: less room than the charge took, never more.
 --   l, c  the charge's own member leaves the sorted set
 --   -     nothing (a concurrency charge a refund keeps in place: its
 --         permit gives the room back)

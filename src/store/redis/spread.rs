@@ -3,16 +3,25 @@
 //! all or nothing; when a part refuses (or fails), the parts already
 //! charged are undone (`rollback.lua`). See the
 //! [module docs](super#redis-cluster).
+//!
+//! Part `k` (in that order) runs under the nonce `<check nonce>.<k>`, so
+//! the check's charges and number are enough to find every part again: a
+//! refund ([`parts_of`], `refund.rs`) rebuilds the same parts. An admitted
+//! check's [`Receipt`](crate::store::Receipt) carries the earliest `TIME`
+//! its parts answered; see [Refunds](super#refunds) for why that is never
+//! later than any part's own charge, on that part's node.
 
 use std::sync::{Arc, LazyLock};
 
 use redis::Script;
 
 use super::fallback::LocalCharge;
-use super::{read_outcome, Call, Inner, Lease, Report, CHECK, CONCURRENCY, RELEASE_TIMEOUT};
+use super::{
+    read_outcome, Call, Inner, Lease, RedisTime, Report, CHECK, CONCURRENCY, RELEASE_TIMEOUT,
+};
 use crate::decision::Decision;
 use crate::error::StoreError;
-use crate::store::{Permit, Permits, Verdict};
+use crate::store::{Permit, Permits, Receipt, Verdict};
 
 pub(super) static ROLLBACK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("rollback.lua")));
@@ -35,6 +44,30 @@ pub(super) fn spans_slots(keys: &[String]) -> bool {
     tags.any(|t| Some(t) != first)
 }
 
+/// The positions of the charges whose counters are `keys`, grouped by slot
+/// (hash tag) in the order the parts run: by hash tag, each part's
+/// positions in the check's order. Depends on the keys alone, so a refund
+/// finds the parts its check ran.
+pub(super) fn parts_of(keys: &[String]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| hash_tag(&keys[a]).cmp(hash_tag(&keys[b])));
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    for p in order {
+        match parts.last_mut() {
+            Some(part) if part.first().map(|&q| hash_tag(&keys[q])) == Some(hash_tag(&keys[p])) => {
+                part.push(p);
+            }
+            _ => parts.push(vec![p]),
+        }
+    }
+    parts
+}
+
+/// The nonce of part `k` of the check whose nonce is `nonce`.
+pub(super) fn part_nonce(nonce: &str, k: usize) -> String {
+    format!("{nonce}.{k}")
+}
+
 /// The charges of one slot, and what its script was given.
 struct Part {
     /// Positions of its charges in the check, in the order sent.
@@ -50,7 +83,7 @@ struct Charged {
     /// The charges' arguments (6 each), as sent.
     charges: Vec<String>,
     nonce: String,
-    clock: (i64, i64),
+    clock: RedisTime,
 }
 
 impl Inner {
@@ -62,6 +95,7 @@ impl Inner {
         take: bool,
     ) -> Result<Verdict, StoreError> {
         let Call {
+            id,
             keys,
             args,
             remember,
@@ -72,32 +106,23 @@ impl Inner {
         let malformed =
             || StoreError::Unavailable("unexpected answer from the Redis script".into());
         let nonce = args.get(1).cloned().ok_or_else(malformed)?;
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| hash_tag(&keys[a]).cmp(hash_tag(&keys[b])));
         let mut parts: Vec<Part> = Vec::new();
-        for p in order {
-            let tag = hash_tag(&keys[p]);
-            let charge = args.get(2 + 6 * p..8 + 6 * p).ok_or_else(malformed)?;
-            let part = match parts.last_mut() {
-                Some(part) if hash_tag(&part.keys[0]) == tag => part,
-                _ => {
-                    let nonce = format!("{nonce}.{}", parts.len());
-                    let mode = if take { "2" } else { "0" };
-                    parts.push(Part {
-                        positions: Vec::new(),
-                        keys: Vec::new(),
-                        args: vec![mode.to_owned(), nonce.clone()],
-                        nonce,
-                    });
-                    let Some(part) = parts.last_mut() else {
-                        return Err(malformed());
-                    };
-                    part
-                }
+        for (k, positions) in parts_of(&keys).into_iter().enumerate() {
+            let nonce = part_nonce(&nonce, k);
+            let mode = if take { "2" } else { "0" };
+            let mut part = Part {
+                positions: Vec::with_capacity(positions.len()),
+                keys: Vec::with_capacity(positions.len()),
+                args: vec![mode.to_owned(), nonce.clone()],
+                nonce,
             };
-            part.positions.push(p);
-            part.keys.push(keys[p].clone());
-            part.args.extend(charge.iter().cloned());
+            for p in positions {
+                let charge = args.get(2 + 6 * p..8 + 6 * p).ok_or_else(malformed)?;
+                part.positions.push(p);
+                part.keys.push(keys[p].clone());
+                part.args.extend(charge.iter().cloned());
+            }
+            parts.push(part);
         }
 
         let mut report = Report {
@@ -123,7 +148,12 @@ impl Inner {
             };
             let m = part.positions.len();
             let extra = if take { 2 } else { 0 };
-            if reply.len() != 1 + 5 * m + extra {
+            // In mode "2" the answer ends with the TIME the part used.
+            let clock = match (take, reply.get(1 + 5 * m), reply.get(2 + 5 * m)) {
+                (true, Some(&secs), Some(&micros)) => RedisTime::read(secs, micros),
+                _ => None,
+            };
+            if reply.len() != 1 + 5 * m + extra || (take && clock.is_none()) {
                 self.undo(charged).await;
                 report.answered(true);
                 return Err(malformed());
@@ -133,12 +163,12 @@ impl Inner {
                 members[p] = Some((part.nonce.clone(), j + 1));
             }
             let allowed = reply[0] == 1;
-            if take && allowed {
+            if let (true, Some(clock)) = (allowed, clock) {
                 charged.push(Charged {
                     keys: part.keys.clone(),
                     charges: part.args[2..].to_vec(),
                     nonce: part.nonce.clone(),
-                    clock: (reply[1 + 5 * m], reply[2 + 5 * m]),
+                    clock,
                 });
             }
             if !allowed {
@@ -164,6 +194,13 @@ impl Inner {
         if let Some(fallback) = &self.fallback {
             fallback.redis_answered();
         }
+        // Every part charged: the receipt will carry the earliest TIME they
+        // answered, never later than any part's own on its node's clock.
+        let earliest = if all && charged.len() == parts.len() {
+            charged.iter().map(|c| c.clock).min()
+        } else {
+            None
+        };
         if !all {
             self.undo(charged).await;
         }
@@ -194,6 +231,10 @@ impl Inner {
                 }
             }
         }
+        let receipt = match (take && decision.is_allowed(), earliest) {
+            (true, Some(at)) => Some(Receipt { at: at.nanos(), id }),
+            _ => None,
+        };
         let mut permits = Permits::none();
         if take && decision.is_allowed() {
             for (p, member) in members.into_iter().enumerate() {
@@ -217,7 +258,7 @@ impl Inner {
         Ok(Verdict {
             decision,
             permits,
-            receipt: None,
+            receipt,
         })
     }
 
@@ -227,8 +268,8 @@ impl Inner {
     async fn undo(&self, charged: Vec<Charged>) {
         for part in charged.into_iter().rev() {
             let mut args = Vec::with_capacity(3 + part.charges.len());
-            args.push(part.clock.0.to_string());
-            args.push(part.clock.1.to_string());
+            args.push(part.clock.secs.to_string());
+            args.push(part.clock.micros.to_string());
             args.push(part.nonce);
             args.extend(part.charges);
             let timeout = self.timeout.max(RELEASE_TIMEOUT);
@@ -260,5 +301,19 @@ mod tests {
         let apart = ["p:{a}:x".to_owned(), "p:{b}:x".to_owned()];
         assert!(spans_slots(&apart));
         assert!(!spans_slots(&[]));
+    }
+
+    #[test]
+    fn parts_run_by_hash_tag_and_keep_the_check_order_within() {
+        let keys: Vec<String> = ["p:{b}:x", "p:{a}:x", "p:{b}:y", "p:{c}:x", "p:{a}:y"]
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        assert_eq!(parts_of(&keys), vec![vec![1, 4], vec![0, 2], vec![3]]);
+        // Only the keys matter: a refund given the same charges finds the
+        // same parts, hence the same nonces.
+        assert_eq!(parts_of(&keys), parts_of(&keys.clone()));
+        assert_eq!(part_nonce("00ff.1a", 2), "00ff.1a.2");
+        assert!(parts_of(&[]).is_empty());
     }
 }
