@@ -1,0 +1,254 @@
+//! [`RedisStoreBuilder`]: the settings of a [`RedisStore`].
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::breaker::Breaker;
+use super::connection::Backend;
+use super::fallback::Fallback;
+use super::lease_slots::LeaseSlots;
+use super::over_limit::OverLimitCache;
+use super::{
+    BreakerConfig, Inner, LocalClock, RedisStore, TokenLease, DEFAULT_BREAKER_INITIAL_BACKOFF,
+    DEFAULT_BREAKER_MAX_BACKOFF, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONCURRENCY_LEASE,
+    DEFAULT_PREFIX, DEFAULT_TIMEOUT,
+};
+use crate::clock::{Clock, MonotonicClock};
+use crate::error::ConfigError;
+
+/// Builds a [`RedisStore`].
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    lease: Duration,
+    over_limit_cache: usize,
+    breaker: Option<BreakerConfig>,
+    fallback: Option<u32>,
+    clock: Option<LocalClock>,
+    token_lease: Option<TokenLease>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: not shown.
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("concurrency_lease", &self.lease)
+            .field("over_limit_cache", &self.over_limit_cache)
+            .field("breaker", &self.breaker)
+            .field("fallback_local", &self.fallback)
+            .field("leased", &self.token_lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Every setting at its default, for the Redis at `url`.
+    pub(super) fn new(url: String) -> Self {
+        Self {
+            url,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            lease: DEFAULT_CONCURRENCY_LEASE,
+            over_limit_cache: 0,
+            breaker: Some(BreakerConfig {
+                threshold: DEFAULT_BREAKER_THRESHOLD,
+                initial: DEFAULT_BREAKER_INITIAL_BACKOFF,
+                max: DEFAULT_BREAKER_MAX_BACKOFF,
+            }),
+            fallback: None,
+            clock: None,
+            token_lease: None,
+        }
+    }
+
+    /// The prefix of every key (default [`DEFAULT_PREFIX`]): stores with
+    /// the same prefix share counters; give each application or test its
+    /// own. 1 to 128 bytes, no `{` or `}` (those mark Redis Cluster hash
+    /// tags).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most a check may take, connecting included (default
+    /// [`DEFAULT_TIMEOUT`], 10 ms); past it the check answers
+    /// [`StoreError::Timeout`](crate::StoreError::Timeout).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a concurrency slot stays taken when its permit's release
+    /// never reaches Redis (default [`DEFAULT_CONCURRENCY_LEASE`], 60 s;
+    /// at least 1 ms). Longer than the slowest response, or that response
+    /// loses its slot early; short enough that a crashed instance's slots
+    /// come back soon.
+    #[must_use]
+    pub fn concurrency_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Turns on the over-limit cache, holding at most `max_entries`
+    /// refusals (each some 100 bytes plus the key name); 0, the default,
+    /// turns it off. See the [module docs](super#over-limit-cache) for what
+    /// it answers and why that is safe.
+    #[must_use]
+    pub fn over_limit_cache(mut self, max_entries: usize) -> Self {
+        self.over_limit_cache = max_entries;
+        self
+    }
+
+    /// The circuit breaker (on by default, with
+    /// [`DEFAULT_BREAKER_THRESHOLD`], [`DEFAULT_BREAKER_INITIAL_BACKOFF`]
+    /// and [`DEFAULT_BREAKER_MAX_BACKOFF`]): it opens after
+    /// `failure_threshold` consecutive failed calls (at least 1), then lets
+    /// one probe through after `initial_backoff` (above zero), doubled
+    /// after each failed probe up to `max_backoff` (at least the initial
+    /// one). See the [module docs](super#circuit-breaker).
+    #[must_use]
+    pub fn breaker(
+        mut self,
+        failure_threshold: u32,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        self.breaker = Some(BreakerConfig {
+            threshold: failure_threshold,
+            initial: initial_backoff,
+            max: max_backoff,
+        });
+        self
+    }
+
+    /// Turns the circuit breaker off: every check calls Redis and, while
+    /// Redis is away, waits for its timeout.
+    #[must_use]
+    pub fn no_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
+    }
+
+    /// Turns on the local fallback (off by default): while Redis cannot
+    /// answer (the circuit breaker open, or a call timing out or failing),
+    /// checks are answered by a local in-memory limiter enforcing this
+    /// instance's share of each quota, `instances` being how many instances
+    /// share the store (at least 1). See the [module docs](super#fallback)
+    /// for the share's rounding and the admission bound.
+    #[must_use]
+    pub fn fallback_local(mut self, instances: u32) -> Self {
+        self.fallback = Some(instances);
+        self
+    }
+
+    /// Turns on [leased mode](super#leased-mode) (off by default): GCRA and
+    /// fixed-window limits are charged in leases of up to `lease.tokens()`
+    /// units that this instance spends locally, one Redis call per lease
+    /// instead of per request, within the bounds the module docs state.
+    #[must_use]
+    pub fn leased(mut self, lease: TokenLease) -> Self {
+        self.token_lease = Some(lease);
+        self
+    }
+
+    /// The local clock (default a [`MonotonicClock`]) for what the store
+    /// times by itself: the over-limit cache's entries, the circuit
+    /// breaker's backoff, the local fallback's limiter and the leases of
+    /// [leased mode](super#leased-mode). Admission never reads it: every
+    /// figure a check answers from Redis comes from Redis's `TIME`, and the
+    /// local parts keep only durations Redis gave, counted from a local
+    /// reading taken before the call, so its origin (and any offset from
+    /// other instances' clocks) does not matter. It must not run slower
+    /// than real time: a [`ManualClock`](crate::clock::ManualClock) in
+    /// tests is advanced by hand.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The store. Connects on the first check, not here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Store`] for a URL that cannot be read, a prefix with
+    /// braces or of the wrong length, a zero timeout, a lease under 1 ms,
+    /// a breaker with a zero threshold, a zero initial backoff or a
+    /// maximum backoff below the initial one, or a local fallback for 0
+    /// instances.
+    pub fn build(self) -> Result<RedisStore, ConfigError> {
+        let refuse = |reason: &str| {
+            Err(ConfigError::Store {
+                reason: reason.to_owned(),
+            })
+        };
+        if self.prefix.is_empty() || self.prefix.len() > 128 {
+            return refuse("the key prefix must be 1 to 128 bytes");
+        }
+        if self.prefix.contains(['{', '}']) {
+            return refuse("the key prefix must not contain '{' or '}'");
+        }
+        if self.timeout.is_zero() {
+            return refuse("the timeout must be above zero");
+        }
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        if lease_ms == 0 {
+            return refuse("the concurrency lease must be at least 1 ms");
+        }
+        if let Some(b) = self.breaker {
+            if b.threshold == 0 {
+                return refuse("the breaker's failure threshold must be at least 1");
+            }
+            if b.initial.is_zero() {
+                return refuse("the breaker's initial backoff must be above zero");
+            }
+            if b.max < b.initial {
+                return refuse("the breaker's maximum backoff must be at least its initial one");
+            }
+        }
+        if self.fallback == Some(0) {
+            return refuse("the local fallback needs at least 1 instance");
+        }
+        if let Some(reason) = self.token_lease.as_ref().and_then(TokenLease::invalid) {
+            return refuse(reason);
+        }
+        // Microseconds of lease expiry must stay exact in the script.
+        let lease_ms = lease_ms.min(1 << 40);
+        let backend = Backend::open(&self.url, self.timeout)?;
+        let clock: LocalClock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
+        let nonce_base = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                backend,
+                prefix: self.prefix.into_boxed_str(),
+                timeout: self.timeout,
+                lease_ms,
+                nonce_base,
+                nonce_next: AtomicU64::new(0),
+                serial_next: AtomicU64::new(0),
+                over_limit: OverLimitCache::new(self.over_limit_cache, Arc::clone(&clock)),
+                breaker: self.breaker.map(|b| {
+                    Breaker::with_clock(b.threshold, b.initial, b.max, Arc::clone(&clock))
+                }),
+                fallback: self.fallback.map(|n| Fallback::new(n, Arc::clone(&clock))),
+                clock,
+                leases: self.token_lease.as_ref().map(LeaseSlots::new),
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::RedisMetrics::new(),
+            }),
+        })
+    }
+}
