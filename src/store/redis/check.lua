@@ -1,4 +1,5 @@
 -- tollgate: one admission check over several limits, all or nothing.
+-- Runs after prelude.lua (the clock and the helpers every script shares).
 --
 -- KEYS[i]  the base key of charge i: <prefix>:{<tag>}:<policy>@<algorithm>
 -- ARGV[1]  "1" to charge, "0" to look only (no write at all), "2" to charge
@@ -27,36 +28,9 @@
 -- of nanoseconds read in two parts; every figure in nanoseconds is an offset
 -- from now, exact while it stays below 2^53 ns (about 104 days).
 
-if redis.replicate_commands then
-  pcall(redis.replicate_commands)
-end
-
 local charge = ARGV[1] == '1' or ARGV[1] == '2'
 local nonce = ARGV[2]
-local clock = redis.call('TIME')
-local now_s = tonumber(clock[1])
-local now_us = tonumber(clock[2])
-local now_n = now_us * 1000                   -- ns into the current second
 local now_abs_us = now_s * 1000000 + now_us   -- µs since the epoch
-local now_ms = now_s * 1000 + math.floor(now_us / 1000)
-local past_ms_ns = (now_us % 1000) * 1000     -- ns past now_ms
-local NEVER = -1
-local MS = 1000000
-
-local function int(x)
-  return string.format('%d', x)
-end
-
--- floor(x / d) for integers x >= 0, d > 0, corrected for rounding.
-local function fdiv(x, d)
-  local q = math.floor(x / d)
-  if q * d > x then
-    q = q - 1
-  elseif (q + 1) * d <= x then
-    q = q + 1
-  end
-  return q
-end
 
 -- floor(a * b / c) without forming a * b (which may pass 2^53): long
 -- multiplication over the bits of b with the remainder kept below c.
@@ -90,48 +64,12 @@ local function muldiv(a, b, c)
   return q
 end
 
--- A key's time to live, in ms, for state that is idle `ns` from now.
-local function ttl(ns)
-  return int(math.max(math.ceil(ns / MS), 1) + 1)
-end
-
 -- Makes `key` live at least `ms` more (never shortens it).
 local function keep(key, ms)
   local left = redis.call('PTTL', key)
   if left < ms then
     redis.call('PEXPIRE', key, int(ms))
   end
-end
-
--- GCRA state: the theoretical arrival time as decimal nanoseconds since the
--- epoch. `offset` reads it as ns from now; `stamp` writes now + off.
-local function offset(v)
-  local len = #v
-  if len <= 9 then
-    return (0 - now_s) * 1e9 + (tonumber(v) - now_n)
-  end
-  local s = tonumber(string.sub(v, 1, len - 9))
-  local n = tonumber(string.sub(v, len - 8))
-  return (s - now_s) * 1e9 + (n - now_n)
-end
-
-local function stamp(off)
-  local ds = math.floor(off / 1e9)
-  local dn = off - ds * 1e9
-  if dn < 0 then
-    ds = ds - 1
-    dn = dn + 1e9
-  elseif dn >= 1e9 then
-    ds = ds + 1
-    dn = dn - 1e9
-  end
-  local s = now_s + ds
-  local n = now_n + dn
-  if n >= 1e9 then
-    s = s + 1
-    n = n - 1e9
-  end
-  return string.format('%d%09d', s, n)
 end
 
 local tats = {}     -- GCRA key -> TAT offset charged earlier in this check

@@ -20,7 +20,12 @@ use crate::clock::Nanos;
 use crate::error::StoreError;
 use crate::store::{Charge, Checked, Permits, Receipt, Verdict};
 
-static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lease.lua")));
+static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("lease.lua")
+    ))
+});
 
 /// How many times a check tries to settle from leases (waiting for or
 /// making refills) before it is checked per request.

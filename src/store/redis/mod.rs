@@ -527,7 +527,12 @@ const LEASED_RECEIPT: u64 = 1 << 63;
 /// that is Redis's `TIME`).
 type LocalClock = Arc<dyn Clock>;
 
-static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("check.lua")));
+static CHECK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("check.lua")
+    ))
+});
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
 
 /// Counters in Redis; see the [module docs](self). Clones share one

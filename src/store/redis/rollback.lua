@@ -1,4 +1,5 @@
 -- tollgate: undoes what one check (or one part of a check, on Redis
+-- Runs after prelude.lua (the clock and the helpers every script shares).
 -- Cluster) charged in check.lua's mode "2": when a later part, in another
 -- slot, refused; or as a refund after the response (refund_when).
 --
@@ -26,68 +27,11 @@
 --         permit gives the room back)
 -- Answers how many charges were undone.
 
-if redis.replicate_commands then
-  pcall(redis.replicate_commands)
-end
-
-local clock = redis.call('TIME')
-local now_s = tonumber(clock[1])
-local now_us = tonumber(clock[2])
-local now_n = now_us * 1000
 local then_s = tonumber(ARGV[1])
 local then_us = tonumber(ARGV[2])
 local then_ms = then_s * 1000 + math.floor(then_us / 1000)
 local elapsed = ((now_s - then_s) * 1000000 + (now_us - then_us)) * 1000
 local nonce = ARGV[3]
-local MS = 1000000
-
-local function int(x)
-  return string.format('%d', x)
-end
-
-local function fdiv(x, d)
-  local q = math.floor(x / d)
-  if q * d > x then
-    q = q - 1
-  elseif (q + 1) * d <= x then
-    q = q + 1
-  end
-  return q
-end
-
-local function ttl(ns)
-  return int(math.max(math.ceil(ns / MS), 1) + 1)
-end
-
--- The GCRA state as ns from now, and back (see check.lua).
-local function offset(v)
-  local len = #v
-  if len <= 9 then
-    return (0 - now_s) * 1e9 + (tonumber(v) - now_n)
-  end
-  local s = tonumber(string.sub(v, 1, len - 9))
-  local n = tonumber(string.sub(v, len - 8))
-  return (s - now_s) * 1e9 + (n - now_n)
-end
-
-local function stamp(off)
-  local ds = math.floor(off / 1e9)
-  local dn = off - ds * 1e9
-  if dn < 0 then
-    ds = ds - 1
-    dn = dn + 1e9
-  elseif dn >= 1e9 then
-    ds = ds + 1
-    dn = dn - 1e9
-  end
-  local s = now_s + ds
-  local n = now_n + dn
-  if n >= 1e9 then
-    s = s + 1
-    n = n - 1e9
-  end
-  return string.format('%d%09d', s, n)
-end
 
 local undone = 0
 for i = 1, #KEYS do

@@ -23,8 +23,12 @@ use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::store::{Permit, Permits, Receipt, Verdict};
 
-pub(super) static ROLLBACK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("rollback.lua")));
+pub(super) static ROLLBACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("rollback.lua")
+    ))
+});
 
 /// The hash tag of one of the store's keys: what lies between its first
 /// `{` and the next `}` (the whole key when there is none).
