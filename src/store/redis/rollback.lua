@@ -1,7 +1,7 @@
 -- tollgate: undoes what one check (or one part of a check, on Redis
--- Runs after prelude.lua (the clock and the helpers every script shares).
 -- Cluster) charged in check.lua's mode "2": when a later part, in another
 -- slot, refused; or as a refund after the response (refund_when).
+-- Runs after prelude.lua (the clock and the helpers every script shares).
 --
 -- KEYS[i]  the base key of charge i, as check.lua was given them
 -- ARGV[1], ARGV[2]  the seconds and microseconds of the TIME check.lua used,
