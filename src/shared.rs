@@ -223,6 +223,34 @@ impl<St: Store> Shared<St> {
         if let ([rule], 0, None) = (rules, skip, &self.refund) {
             return self.charge_one(rule, info);
         }
+        let gathered = self.gather(rules, info, skip, |charges, tiers, keys, cost| {
+            if charges.is_empty() {
+                return Err(Conclusion::unchecked());
+            }
+            let owned = self.refund.as_ref().map(|_| {
+                let mut owned = Box::new(Owned::new(cost));
+                for ((rule, tier), key) in rules.iter().zip(tiers).zip(keys) {
+                    for handle in rule.handles.get(*tier).into_iter().flatten() {
+                        owned.push(handle.clone(), key.clone().into_owned());
+                    }
+                }
+                owned
+            });
+            Ok((self.store.check(charges), tiers.clone(), owned))
+        });
+        gathered.map_err(|error| self.refuse_key(&error))?
+    }
+
+    /// Reads the key and tier under every rule not in `skip` and the
+    /// request's cost, and hands `then` the charges they make (with the
+    /// tiers and keys they were made from).
+    fn gather<R>(
+        &self,
+        rules: &[Rule<St::Handle>],
+        info: &RequestInfo<'_>,
+        skip: Skip,
+        then: impl FnOnce(&[Charge<'_, St::Handle>], &Tiers, &[Key<'_>], u64) -> R,
+    ) -> Result<R, KeyError> {
         let mut keys: SmallVec<[Key<'_>; 2]> = SmallVec::new();
         let mut tiers: Tiers = SmallVec::new();
         for (position, rule) in rules.iter().enumerate() {
@@ -232,37 +260,18 @@ impl<St: Store> Shared<St> {
                 keys.push(Key::ip(std::net::Ipv4Addr::UNSPECIFIED.into()));
                 continue;
             }
-            match rule.extractor.extract(info) {
-                Ok(identity) => {
-                    let (key, tier) = identity.into_parts();
-                    tiers.push(rule.plans.index_of(tier.as_ref().map(|t| t.as_str())));
-                    keys.push(key);
-                }
-                Err(error) => return Err(self.refuse_key(&error)),
-            }
+            let (key, tier) = rule.extractor.extract(info)?.into_parts();
+            tiers.push(rule.plans.index_of(tier.as_ref().map(|t| t.as_str())));
+            keys.push(key);
         }
         let cost = self.cost.as_ref().map_or(1, |cost| cost(info)).max(1);
         let mut charges: SmallVec<[Charge<'_, St::Handle>; 8]> = SmallVec::new();
         for ((rule, tier), key) in rules.iter().zip(&tiers).zip(&keys) {
-            if let Some(handles) = rule.handles.get(*tier) {
-                for handle in handles {
-                    charges.push(Charge::new(handle, key, cost));
-                }
+            for handle in rule.handles.get(*tier).into_iter().flatten() {
+                charges.push(Charge::new(handle, key, cost));
             }
         }
-        if charges.is_empty() {
-            return Err(Conclusion::unchecked());
-        }
-        let owned = self.refund.as_ref().map(|_| {
-            let mut owned = Box::new(Owned::new(cost));
-            for ((rule, tier), key) in rules.iter().zip(&tiers).zip(&keys) {
-                for handle in rule.handles.get(*tier).into_iter().flatten() {
-                    owned.push(handle.clone(), key.clone().into_owned());
-                }
-            }
-            owned
-        });
-        Ok((self.store.check(&charges), tiers, owned))
+        Ok(then(&charges, &tiers, &keys, cost))
     }
 
     /// [`charge`](Self::charge) for the common layer of one rule: no
@@ -429,26 +438,14 @@ impl<St: Store> Shared<St> {
     pub(crate) fn look<B>(&self, request: &Request<B>) -> Result<Looked<St>, KeyError> {
         let info = RequestInfo::new(request);
         let rules = self.rules.load_full();
-        let mut keys: SmallVec<[Key<'_>; 2]> = SmallVec::new();
-        let mut tiers: Tiers = SmallVec::new();
-        for rule in rules.iter() {
-            let (key, tier) = rule.extractor.extract(&info)?.into_parts();
-            tiers.push(rule.plans.index_of(tier.as_ref().map(|t| t.as_str())));
-            keys.push(key);
-        }
-        let cost = self.cost.as_ref().map_or(1, |cost| cost(&info)).max(1);
-        let mut charges: SmallVec<[Charge<'_, St::Handle>; 8]> = SmallVec::new();
-        for ((rule, tier), key) in rules.iter().zip(&tiers).zip(&keys) {
-            for handle in rule.handles.get(*tier).into_iter().flatten() {
-                charges.push(Charge::new(handle, key, cost));
-            }
-        }
-        let checked = (!charges.is_empty()).then(|| self.store.peek(&charges));
-        drop(charges);
-        Ok(Looked {
+        self.gather(&rules, &info, 0, |charges, tiers, _, _| {
+            let checked = (!charges.is_empty()).then(|| self.store.peek(charges));
+            (checked, tiers.clone())
+        })
+        .map(|(checked, tiers)| Looked {
             checked,
             tiers,
-            rules,
+            rules: Arc::clone(&rules),
         })
     }
 
