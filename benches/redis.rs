@@ -14,6 +14,11 @@
 //!
 //! - `floor`: `EVALSHA <sha of "return 1"> 0`, the least a round trip with
 //!   a script can cost;
+//! - `script`: a raw `EVALSHA` of the store's own one-charge GCRA script
+//!   (`prelude.lua` + `gcra.lua`) with the arguments a check sends, over the
+//!   same kind of connection as the floor: what Redis's side of a check
+//!   costs, so `store-allow` against it is the client's own overhead and it
+//!   against the floor is the script's;
 //! - `store-allow`: a GCRA check of a quota nothing reaches
 //!   (1,000,000,000/second);
 //! - `store-allow-leased`: the same in leased mode,
@@ -72,8 +77,9 @@ const GOAL: f64 = 0.8;
 /// Units per lease in the leased case (as [`Case::what`] says).
 const LEASE_TOKENS: u64 = 100;
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case::Floor,
+    Case::Script,
     Case::StoreAllow,
     Case::StoreAllowLeased,
     Case::StoreDeny,
@@ -83,6 +89,7 @@ const CASES: [Case; 5] = [
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Case {
     Floor,
+    Script,
     StoreAllow,
     StoreAllowLeased,
     StoreDeny,
@@ -93,6 +100,7 @@ impl Case {
     fn name(self) -> &'static str {
         match self {
             Case::Floor => "floor",
+            Case::Script => "script",
             Case::StoreAllow => "store-allow",
             Case::StoreAllowLeased => "store-allow-leased",
             Case::StoreDeny => "store-deny",
@@ -103,6 +111,10 @@ impl Case {
     fn what(self) -> &'static str {
         match self {
             Case::Floor => "raw EVALSHA of `return 1`, one multiplexed connection",
+            Case::Script => {
+                "raw EVALSHA of the store's one-charge GCRA script, allowed (1e9/second), \
+                 the arguments a check sends, one multiplexed connection"
+            }
             Case::StoreAllow => "RedisStore GCRA check, allowed (1e9/second)",
             Case::StoreAllowLeased => {
                 "RedisStore GCRA check, allowed (1e9/second), leased mode: TokenLease::new(100)"
@@ -256,6 +268,15 @@ enum Target {
         con: redis::aio::MultiplexedConnection,
         sha: Arc<str>,
     },
+    /// The store's own script, called without the store.
+    Script {
+        con: redis::aio::MultiplexedConnection,
+        sha: Arc<str>,
+        /// One Redis key per task.
+        keys: Arc<[String]>,
+        /// The arguments after the key.
+        args: Arc<[String]>,
+    },
     Store {
         store: RedisStore,
         handle: RedisHandle,
@@ -279,20 +300,34 @@ impl Target {
         };
         match case {
             Case::Floor => {
-                let mut con = redis::Client::open(url)
-                    .unwrap()
-                    .get_multiplexed_async_connection()
-                    .await
-                    .unwrap_or_else(|e| panic!("connecting to {url}: {e}; {HOW_TO_GET_ONE}"));
-                let sha: String = redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg("return 1")
-                    .query_async(&mut con)
-                    .await
-                    .unwrap();
-                Target::Floor {
+                let (con, sha) = connect_and_load(url, "return 1").await;
+                Target::Floor { con, sha }
+            }
+            Case::Script => {
+                let (con, sha) = connect_and_load(url, GCRA_SCRIPT).await;
+                let quota = Quota::per_second(Quota::MAX_COUNT).unwrap();
+                let interval = quota.emission_interval_nanos().max(1);
+                let burst = quota.burst().max(1);
+                // Mode "2" (charge, answer the TIME), a nonce, then the
+                // charge as the store sends it.
+                let args = [
+                    "2".to_owned(),
+                    "bench".to_owned(),
+                    "g".to_owned(),
+                    "1".to_owned(),
+                    interval.to_string(),
+                    (interval * burst).to_string(),
+                    quota.count().to_string(),
+                    burst.to_string(),
+                ];
+                let keys = (0..tasks)
+                    .map(|i| format!("{prefix}:{}:{tasks}:{{task-{i}}}:bench@gcra", case.name()))
+                    .collect();
+                Target::Script {
                     con,
-                    sha: sha.into(),
+                    sha,
+                    keys,
+                    args: args.into(),
                 }
             }
             Case::StoreAllow | Case::StoreAllowLeased => {
@@ -351,6 +386,22 @@ impl Target {
                     .unwrap();
                 assert_eq!(one, 1, "the trivial script answers 1");
             }
+            Target::Script {
+                con,
+                sha,
+                keys,
+                args,
+            } => {
+                let answer: Vec<i64> = redis::cmd("EVALSHA")
+                    .arg(&**sha)
+                    .arg(1)
+                    .arg(&keys[task])
+                    .arg(&args[..])
+                    .query_async(con)
+                    .await
+                    .unwrap();
+                assert_eq!(answer.get(..2), Some(&[1, 1][..]), "the script admits");
+            }
             Target::Store {
                 store,
                 handle,
@@ -367,6 +418,31 @@ impl Target {
             }
         }
     }
+}
+
+/// The store's one-charge GCRA script, as the store loads it.
+const GCRA_SCRIPT: &str = concat!(
+    include_str!("../src/store/redis/prelude.lua"),
+    include_str!("../src/store/redis/gcra.lua")
+);
+
+/// A multiplexed connection to `url` with `script` loaded; its SHA1.
+async fn connect_and_load(
+    url: &str,
+    script: &str,
+) -> (redis::aio::MultiplexedConnection, Arc<str>) {
+    let mut con = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}; {HOW_TO_GET_ONE}"));
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(script)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    (con, sha.into())
 }
 
 /// One charging check of cost 1; panics on a store error.

@@ -66,10 +66,15 @@ struct Twin {
     /// in two windows cannot be compared.
     window: Option<u64>,
     crossed: bool,
+    /// A second charge every Redis check carries (a limit it never comes
+    /// near, on another key): the check then runs `check.lua`, the script
+    /// for several charges, where one charge alone runs its algorithm's own
+    /// lean script.
+    beside: Option<(RedisHandle, Key<'static>)>,
 }
 
 impl Twin {
-    async fn new(limit: &Limit) -> Twin {
+    async fn new(limit: &Limit, beside: bool) -> Twin {
         let server = Server::start();
         let raw = server.raw().await;
         let redis = server.store();
@@ -82,6 +87,10 @@ impl Twin {
             _ => None,
         };
         let redis_limit = redis.bind(limit);
+        let beside = beside.then(|| {
+            let roomy = rate("roomy", "1000000/second", AlgorithmKind::Gcra);
+            (redis.bind(&roomy), key("bystander"))
+        });
         // Connect and load the script first, so no step pays for that.
         let warm = key("warm-up");
         peek(&redis, &[Charge::new(&redis_limit, &warm, 1)])
@@ -100,6 +109,7 @@ impl Twin {
             held: Vec::new(),
             window,
             crossed: false,
+            beside,
         }
     }
 
@@ -107,12 +117,11 @@ impl Twin {
     /// docs say; answers Redis's decision.
     async fn step(&mut self, cost: u64) -> Decision {
         let t1 = redis_now(&mut self.raw).await;
-        let redis = check(
-            &self.redis,
-            &[Charge::new(&self.redis_limit, &self.key, cost)],
-        )
-        .await
-        .expect("redis check");
+        let mut charges = vec![Charge::new(&self.redis_limit, &self.key, cost)];
+        if let Some((handle, key)) = &self.beside {
+            charges.push(Charge::new(handle, key, 1));
+        }
+        let redis = check(&self.redis, &charges).await.expect("redis check");
         let t2 = redis_now(&mut self.raw).await;
         self.widest = self.widest.max(t2 - t1);
         if let Some(period) = self.window {
@@ -188,10 +197,23 @@ fn compare(redis: &Decision, memory: &Decision, slack: u64, cost: u64) {
 
 /// Runs `costs` against both stores, again with a fresh prefix if a step
 /// ran across a window boundary (then the two stores may count in
-/// different windows).
+/// different windows). Then again with a second charge beside each Redis
+/// check ([`Twin::beside`]): the lean script of one charge and the script
+/// of several give the same answers. Answers the first run's decisions.
 async fn same_answers(limit: Limit, costs: &[u64]) -> Vec<Decision> {
+    let alone = same_answers_in(&limit, costs, false).await;
+    let beside = same_answers_in(&limit, costs, true).await;
+    assert_eq!(
+        allowed(&alone),
+        allowed(&beside),
+        "alone and beside another charge"
+    );
+    alone
+}
+
+async fn same_answers_in(limit: &Limit, costs: &[u64], beside: bool) -> Vec<Decision> {
     for _ in 0..5 {
-        let mut twin = Twin::new(&limit).await;
+        let mut twin = Twin::new(limit, beside).await;
         let mut out = Vec::new();
         for &cost in costs {
             out.push(twin.step(cost).await);
@@ -260,7 +282,7 @@ async fn sliding_log_matches_memory() {
 #[tokio::test]
 async fn concurrency_matches_memory_and_release_frees_the_slot() {
     let limit = concurrent("c", 3);
-    let mut twin = Twin::new(&limit).await;
+    let mut twin = Twin::new(&limit, false).await;
     let mut seen = Vec::new();
     for cost in [1, 1, 1, 1, 4] {
         seen.push(twin.step(cost).await.is_allowed());
@@ -294,7 +316,7 @@ async fn sliding_window_weights_the_previous_window_like_memory() {
     let limit = Limit::new("s", quota, AlgorithmKind::SlidingWindow).expect("limit");
     let period = quota.period_nanos();
     for _ in 0..5 {
-        let mut twin = Twin::new(&limit).await;
+        let mut twin = Twin::new(&limit, false).await;
         // Start early in a window so the five fit in it.
         let now = redis_now(&mut twin.raw).await;
         let into = now % period;
@@ -322,16 +344,18 @@ async fn sliding_window_weights_the_previous_window_like_memory() {
     panic!("every try ran across a window boundary");
 }
 
-/// GCRA refill over real time.
+/// GCRA refill over real time, alone and beside another charge.
 #[tokio::test]
 async fn gcra_refills_like_memory() {
     let limit = rate("g", "10/second burst 3", AlgorithmKind::Gcra);
-    let mut twin = Twin::new(&limit).await;
-    for cost in [3, 1] {
-        twin.step(cost).await;
+    for beside in [false, true] {
+        let mut twin = Twin::new(&limit, beside).await;
+        for cost in [3, 1] {
+            twin.step(cost).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let d = twin.step(2).await;
+        assert!(d.is_allowed(), "two tokens back after 250 ms: {d:?}");
+        assert!(!twin.step(2).await.is_allowed());
     }
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let d = twin.step(2).await;
-    assert!(d.is_allowed(), "two tokens back after 250 ms: {d:?}");
-    assert!(!twin.step(2).await.is_allowed());
 }

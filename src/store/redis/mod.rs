@@ -533,6 +533,32 @@ static CHECK: LazyLock<Script> = LazyLock::new(|| {
         include_str!("check.lua")
     ))
 });
+/// One GCRA charge: the common check, without `check.lua`'s machinery for
+/// several charges (same arguments and answer, about half the Redis CPU).
+static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("gcra.lua")
+    ))
+});
+/// One fixed-window charge, as [`GCRA_ONE`].
+static FIXED_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("fixed.lua")
+    ))
+});
+
+/// The script a check with these arguments runs: one GCRA or fixed-window
+/// charge has its own lean script, anything else `check.lua`.
+fn script_for(args: &[String]) -> &'static Script {
+    match args {
+        [_, _, code, _, _, _, _, _] if code == GCRA => &GCRA_ONE,
+        [_, _, code, _, _, _, _, _] if code == FIXED_WINDOW => &FIXED_ONE,
+        _ => &CHECK,
+    }
+}
+
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
 
 /// Counters in Redis; see the [module docs](self). Clones share one
@@ -833,7 +859,7 @@ impl Inner {
         let started = self.metrics.started();
         let reply = self
             .backend
-            .invoke::<Vec<i64>>(&CHECK, keys, args, self.timeout)
+            .invoke::<Vec<i64>>(script_for(&args), keys, args, self.timeout)
             .await;
         #[cfg(feature = "metrics")]
         self.metrics.finished(started, &reply);

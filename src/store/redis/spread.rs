@@ -17,7 +17,7 @@ use redis::Script;
 
 use super::fallback::LocalCharge;
 use super::{
-    read_outcome, Call, Inner, Lease, RedisTime, Report, CHECK, CONCURRENCY, RELEASE_TIMEOUT,
+    read_outcome, script_for, Call, Inner, Lease, RedisTime, Report, CONCURRENCY, RELEASE_TIMEOUT,
 };
 use crate::decision::Decision;
 use crate::error::StoreError;
@@ -141,7 +141,12 @@ impl Inner {
         for part in &parts {
             let reply = self
                 .backend
-                .invoke::<Vec<i64>>(&CHECK, part.keys.clone(), part.args.clone(), self.timeout)
+                .invoke::<Vec<i64>>(
+                    script_for(&part.args),
+                    part.keys.clone(),
+                    part.args.clone(),
+                    self.timeout,
+                )
                 .await;
             let reply = match reply {
                 Ok(reply) => reply,

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Where a Redis check's time goes on Redis's side: calls per second that one
+# redis-server sustains for each script, pipelined (redis-benchmark, 32
+# clients x 8 in flight), so the client is not the limit and each figure is
+# Redis's own cost per call. Each row adds one thing to the row above it,
+# ending at the store's real scripts.
+#
+# Usage: bash benches/redis-script-cost.sh
+# Starts its own redis-server on a free loopback port (killed by PID at the
+# end); installs redis-server / redis-tools from Debian if missing.
+# Prints a markdown table: script, calls/s (median of 3), ratio to the floor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dir=$(mktemp -d)
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+redis=src/store/redis
+prelude=$(cat "$redis/prelude.lua")
+# The arguments a one-charge GCRA check sends (mode "2", nonce, the charge
+# of a quota of 1e9/second that nothing reaches).
+key='tollgate-cost:{task-0}:bench@gcra'
+args=(2 nonce.1 g 1 1 1000000000 1000000000 1000000000)
+
+rows=(
+  "floor: return 1, no key, no argument|return 1|0"
+  "+ the check's key and 8 arguments|return 1|1"
+  "+ TIME|local c = redis.call('TIME') return 1|1"
+  "+ prelude.lua (TIME, helpers)|$prelude
+return 1|1"
+  "+ GET and SET PX|$prelude
+local v = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], stamp(1), 'PX', ttl(1))
+return 1|1"
+  "gcra.lua (the store's one-charge script)|$prelude
+$(cat "$redis/gcra.lua")|1"
+  "check.lua (the script for several charges), one GCRA charge|$prelude
+$(cat "$redis/check.lua")|1"
+)
+
+rate() { # script numkeys -> median calls/s of 3 runs
+  local sha runs=()
+  sha=$(redis-cli -p "$port" script load "$1")
+  for _ in 1 2 3; do
+    if [ "$2" = 0 ]; then
+      runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 0 | tail -n1 | cut -d, -f2 | tr -d '"')")
+    else
+      runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 1 "$key" "${args[@]}" | tail -n1 | cut -d, -f2 | tr -d '"')")
+    fi
+  done
+  printf '%s\n' "${runs[@]}" | sort -g | sed -n 2p
+}
+
+echo "redis: $(redis-server --version | awk '{print $3}'); $(nproc) cores"
+echo
+echo "| script | calls/s (median of 3) | ratio to the floor | µs per call (1 / rate) |"
+echo "|---|---:|---:|---:|"
+floor=
+for row in "${rows[@]}"; do
+  name=${row%%|*}
+  rest=${row#*|}
+  keys=${rest##*|}
+  script=${rest%|*}
+  r=$(rate "$script" "$keys")
+  floor=${floor:-$r}
+  awk -v n="$name" -v r="$r" -v f="$floor" 'BEGIN { printf "| %s | %.0f | %.2fx | %.1f |\n", n, r, r / f, 1e6 / r }'
+done
