@@ -72,7 +72,7 @@ HTTP_ALLOW = 0.98
 HTTP_DENY = 1.0
 REDIS_VS_FLOOR = 0.8
 REDIS_CONCURRENCY = [1, 64]
-REDIS_CASES = ["floor", "store-allow", "store-allow-leased", "store-deny", "store-deny-cached"]
+REDIS_CASES = ["floor", "script", "store-allow", "store-allow-leased", "store-deny", "store-deny-cached"]
 # How a case is named in the tables where its name alone could mislead.
 REDIS_CASE_LABELS = {"store-allow-leased": "store-allow-leased (leased mode, not per request)"}
 REDIS_LEASE_TOKENS = 100
@@ -823,6 +823,9 @@ def section_redis(r: Results) -> str:
         "Checks per second (higher is better) through `RedisStore`, by 1 task and by 64 tokio tasks "
         "sharing one store, each task on its own key. *floor*: a raw `EVALSHA` of `return 1` over one "
         "multiplexed connection of the `redis` crate, the least one scripted round trip costs. "
+        "*script*: a raw `EVALSHA` of the store's own one-charge GCRA script with the arguments a "
+        "check sends, over the same kind of connection: Redis's side of a check without the store's "
+        "client code (`bash benches/redis-script-cost.sh` splits that script's cost further). "
         "*store-allow*: a GCRA check of a quota nothing reaches; *store-allow-leased*: the same in "
         f"leased mode (`.leased(TokenLease::new({REDIS_LEASE_TOKENS}))`), most checks answered from "
         f"units the instance holds, one Redis call per lease of up to {REDIS_LEASE_TOKENS} (not a "

@@ -1,5 +1,6 @@
 //! The hot path allocates nothing: an allowed request for a key the
-//! in-memory store already tracks, through the store and through the layer.
+//! in-memory store already tracks, through the store and through the layer;
+//! and a refusal allocates only the parts of its answer.
 //!
 //! A counting global allocator counts the allocations of the test's own
 //! thread while the checks run.
@@ -186,4 +187,45 @@ fn an_allowed_request_through_the_layer_does_not_allocate() {
         assert!(responses.iter().all(|r| r.status() == StatusCode::OK));
         assert_eq!(n, 0, "allowed request allocated (api key: {api_key:?})");
     }
+}
+
+/// A refusal allocates only what its answer is made of: the header map (its
+/// index and its entries), one buffer holding both the body and the
+/// `RateLimit` value with that buffer's shared count, and the boxed answer
+/// the response future holds.
+#[test]
+fn a_refusal_allocates_five_times() {
+    let layer =
+        RateLimitLayer::new(Plans::single("tight", "1/hour").expect("plans")).key(ClientIp::new());
+    let mut service = layer.layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+    }));
+    let request = || {
+        let mut request = Request::new(());
+        request
+            .extensions_mut()
+            .insert(PeerAddr(SocketAddr::from(([198, 51, 100, 9], 1234))));
+        request
+    };
+    let first = poll_now(service.call(request())).expect("infallible");
+    assert_eq!(first.status(), StatusCode::OK);
+    // The first refusal also makes the tables every later one shares.
+    let warm = poll_now(service.call(request())).expect("infallible");
+    assert_eq!(warm.status(), StatusCode::TOO_MANY_REQUESTS);
+    let requests: Vec<_> = (0..100).map(|_| request()).collect();
+    let mut responses = Vec::with_capacity(100);
+    let n = allocations_during(|| {
+        for r in requests {
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(service.poll_ready(&mut cx).is_ready());
+            responses.push(poll_now(service.call(r)).expect("infallible"));
+        }
+    });
+    assert!(responses
+        .iter()
+        .all(|r| r.status() == StatusCode::TOO_MANY_REQUESTS));
+    let first = &responses[0];
+    assert_eq!(first.headers()["ratelimit"], "\"tight\";r=0;t=3600");
+    assert_eq!(first.headers()["retry-after"], "3600");
+    assert_eq!(n, 5 * 100, "allocations for 100 refusals");
 }

@@ -48,9 +48,19 @@ impl PolicyText {
 
 /// The problem body of a refusal by `limit`.
 pub(crate) fn body(text: &PolicyText, limit: &Limit, decision: &Decision) -> Bytes {
-    let prefix = &text.problem_prefix;
-    let mut out = Vec::with_capacity(prefix.len() + limit.name().len() + 112);
-    out.extend_from_slice(prefix);
+    let mut out = Vec::with_capacity(body_capacity(text, limit));
+    push_body(&mut out, text, limit, decision);
+    Bytes::from(out)
+}
+
+/// Room for a body: the fixed prefix, the name in the detail, and the
+/// numbers and words around them.
+fn body_capacity(text: &PolicyText, limit: &Limit) -> usize {
+    text.problem_prefix.len() + limit.name().len() + 112
+}
+
+fn push_body(out: &mut Vec<u8>, text: &PolicyText, limit: &Limit, decision: &Decision) {
+    out.extend_from_slice(&text.problem_prefix);
     let mut n = itoa::Buffer::new();
     out.extend_from_slice(b",\"remaining\":");
     out.extend_from_slice(n.format(decision.remaining()).as_bytes());
@@ -76,7 +86,6 @@ pub(crate) fn body(text: &PolicyText, limit: &Limit, decision: &Decision) -> Byt
             );
         }
     }
-    Bytes::from(out)
 }
 
 /// Writes the rate-limit fields of `decision` into `headers`.
@@ -151,7 +160,20 @@ pub(crate) fn too_many_requests(
     legacy: bool,
 ) -> Response<Bytes> {
     let with_retry = !decision.is_impossible();
-    let mut response = Response::new(body(text, limit, decision));
+    // The body and the `RateLimit` value share one buffer: two allocations
+    // (the buffer and its shared count) where each on its own takes two.
+    let mut out = Vec::with_capacity(body_capacity(text, limit) + limit.name().len() + 32);
+    push_body(&mut out, text, limit, decision);
+    let body_len = out.len();
+    fields::push_ratelimit_item(
+        &mut out,
+        limit.name(),
+        decision.remaining(),
+        decision.reset_nanos(),
+    );
+    let mut both = Bytes::from(out);
+    let item = both.split_off(body_len);
+    let mut response = Response::new(both);
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let mut headers = template(legacy, with_retry).clone();
     let mut values = headers.values_mut();
@@ -161,10 +183,7 @@ pub(crate) fn too_many_requests(
         }
     };
     set(policy);
-    set(
-        fields::ratelimit_item(limit.name(), decision.remaining(), decision.reset_nanos())
-            .unwrap_or_else(|| HeaderValue::from_static("")),
-    );
+    set(HeaderValue::from_maybe_shared(item).unwrap_or_else(|_| HeaderValue::from_static("")));
     if with_retry {
         set(fields::retry_after_value(fields::retry_after_secs(
             decision.retry_after_nanos(),

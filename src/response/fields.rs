@@ -83,13 +83,19 @@ pub(crate) fn push_policy_item(out: &mut Vec<u8>, limit: &Limit) {
 /// The `RateLimit` item of one policy: `"name";r=0;t=42`.
 pub(crate) fn ratelimit_item(name: &str, remaining: u64, reset: Nanos) -> Option<HeaderValue> {
     let mut out = Vec::with_capacity(name.len() + 32);
+    push_ratelimit_item(&mut out, name, remaining, reset);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
+}
+
+/// Appends the `RateLimit` item of `name` (see [`ratelimit_item`]).
+#[inline]
+pub(crate) fn push_ratelimit_item(out: &mut Vec<u8>, name: &str, remaining: u64, reset: Nanos) {
     out.push(b'"');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\";r=");
-    push_u64(&mut out, remaining);
+    push_u64(out, remaining);
     out.extend_from_slice(b";t=");
-    push_u64(&mut out, ceil_secs(reset));
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
+    push_u64(out, ceil_secs(reset));
 }
 
 #[cfg(test)]
