@@ -2,8 +2,9 @@
 # Where a Redis check's time goes on Redis's side: calls per second that one
 # redis-server sustains for each script, pipelined (redis-benchmark, 32
 # clients x 8 in flight), so the client is not the limit and each figure is
-# Redis's own cost per call. Each row adds one thing to the row above it,
-# ending at the store's real scripts.
+# Redis's own cost per call. The first rows each add one thing to the row
+# above (what any GCRA check pays); then each algorithm's lean one-charge
+# script beside check.lua, the script for several charges, on one charge.
 #
 # Usage: bash benches/redis-script-cost.sh
 # Starts its own redis-server on a free loopback port (killed by PID at the
@@ -23,35 +24,51 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 
 redis=src/store/redis
 prelude=$(cat "$redis/prelude.lua")
-# The arguments a one-charge GCRA check sends (mode "2", nonce, the charge
-# of a quota of 1e9/second that nothing reaches).
-key='tollgate-cost:{task-0}:bench@gcra'
-args=(2 nonce.1 g 1 1 1000000000 1000000000 1000000000)
+weights=$(cat "$redis/weights.lua")
+# The arguments one-charge checks send: mode "2", a nonce, then the charge
+# (quotas nothing reaches: 1e9/second, 1e9 per second-long window).
+gcra="2 nonce.1 g 1 1 1000000000 1000000000 1000000000"
+fixed="2 nonce.1 f 1 1000 1000000000 0 0"
+sliding="2 nonce.1 s 1 1000 1000000000 0 0"
 
+# name | script | number of keys | arguments
 rows=(
-  "floor: return 1, no key, no argument|return 1|0"
-  "+ the check's key and 8 arguments|return 1|1"
-  "+ TIME|local c = redis.call('TIME') return 1|1"
+  "floor: return 1, no key, no argument|return 1|0|"
+  "+ a check's key and 8 arguments|return 1|1|$gcra"
+  "+ TIME|local c = redis.call('TIME') return 1|1|$gcra"
   "+ prelude.lua (TIME, helpers)|$prelude
-return 1|1"
+return 1|1|$gcra"
   "+ GET and SET PX|$prelude
 local v = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], stamp(1), 'PX', ttl(1))
-return 1|1"
-  "gcra.lua (the store's one-charge script)|$prelude
-$(cat "$redis/gcra.lua")|1"
-  "check.lua (the script for several charges), one GCRA charge|$prelude
-$(cat "$redis/check.lua")|1"
+return 1|1|$gcra"
+  "gcra.lua, the store's one-charge GCRA script|$prelude
+$(cat "$redis/gcra.lua")|1|$gcra"
+  "check.lua (several charges) with one GCRA charge|$prelude
+$weights
+$(cat "$redis/check.lua")|1|$gcra"
+  "fixed.lua, one fixed-window charge|$prelude
+$(cat "$redis/fixed.lua")|1|$fixed"
+  "check.lua with one fixed-window charge|$prelude
+$weights
+$(cat "$redis/check.lua")|1|$fixed"
+  "sliding.lua, one sliding-window charge|$prelude
+$weights
+$(cat "$redis/sliding.lua")|1|$sliding"
+  "check.lua with one sliding-window charge|$prelude
+$weights
+$(cat "$redis/check.lua")|1|$sliding"
 )
 
-rate() { # script numkeys -> median calls/s of 3 runs
-  local sha runs=()
+rate() { # script numkeys args -> median calls/s of 3 runs
+  local sha runs=() key="tollgate-cost:{task-0}:bench@$RANDOM"
   sha=$(redis-cli -p "$port" script load "$1")
   for _ in 1 2 3; do
+    # shellcheck disable=SC2086 # the arguments are words
     if [ "$2" = 0 ]; then
       runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 0 | tail -n1 | cut -d, -f2 | tr -d '"')")
     else
-      runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 1 "$key" "${args[@]}" | tail -n1 | cut -d, -f2 | tr -d '"')")
+      runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 1 "$key" $3 | tail -n1 | cut -d, -f2 | tr -d '"')")
     fi
   done
   printf '%s\n' "${runs[@]}" | sort -g | sed -n 2p
@@ -65,9 +82,11 @@ floor=
 for row in "${rows[@]}"; do
   name=${row%%|*}
   rest=${row#*|}
+  args=${rest##*|}
+  rest=${rest%|*}
   keys=${rest##*|}
   script=${rest%|*}
-  r=$(rate "$script" "$keys")
+  r=$(rate "$script" "$keys" "$args")
   floor=${floor:-$r}
   awk -v n="$name" -v r="$r" -v f="$floor" 'BEGIN { printf "| %s | %.0f | %.2fx | %.1f |\n", n, r, r / f, 1e6 / r }'
 done

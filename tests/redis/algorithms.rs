@@ -309,14 +309,21 @@ async fn concurrency_matches_memory_and_release_frees_the_slot() {
     assert!(!twin.step(1).await.is_allowed());
 }
 
-/// The previous window's weight, over real windows of 300 ms.
+/// The previous window's weight, over real windows of 300 ms, alone and
+/// beside another charge.
 #[tokio::test]
 async fn sliding_window_weights_the_previous_window_like_memory() {
     let quota = Quota::new(5, Duration::from_millis(300)).expect("quota");
     let limit = Limit::new("s", quota, AlgorithmKind::SlidingWindow).expect("limit");
-    let period = quota.period_nanos();
+    for beside in [false, true] {
+        weights_fade(&limit, beside).await;
+    }
+}
+
+async fn weights_fade(limit: &Limit, beside: bool) {
+    let period = limit.quota().period_nanos();
     for _ in 0..5 {
-        let mut twin = Twin::new(&limit, false).await;
+        let mut twin = Twin::new(limit, beside).await;
         // Start early in a window so the five fit in it.
         let now = redis_now(&mut twin.raw).await;
         let into = now % period;

@@ -23,3 +23,4 @@ mod over_limit;
 mod refund;
 mod skew;
 mod support;
+mod weights;

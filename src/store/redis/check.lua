@@ -1,5 +1,6 @@
 -- tollgate: one admission check over several limits, all or nothing.
--- Runs after prelude.lua (the clock and the helpers every script shares).
+-- Runs after prelude.lua (the clock and the helpers every script shares)
+-- and weights.lua (the sliding window's weighting).
 --
 -- KEYS[i]  the base key of charge i: <prefix>:{<tag>}:<policy>@<algorithm>
 -- ARGV[1]  "1" to charge, "0" to look only (no write at all), "2" to charge
@@ -31,38 +32,6 @@
 local charge = ARGV[1] == '1' or ARGV[1] == '2'
 local nonce = ARGV[2]
 local now_abs_us = now_s * 1000000 + now_us   -- µs since the epoch
-
--- floor(a * b / c) without forming a * b (which may pass 2^53): long
--- multiplication over the bits of b with the remainder kept below c.
--- Exact for integers a, b >= 0 and 0 < c < 2^52 while the result is below 2^53.
-local function muldiv(a, b, c)
-  local qa = fdiv(a, c)
-  local ra = a - qa * c
-  local bits = {}
-  while b > 0 do
-    local bit = b % 2
-    bits[#bits + 1] = bit
-    b = (b - bit) / 2
-  end
-  local q, r = 0, 0
-  for i = #bits, 1, -1 do
-    q = q * 2
-    r = r * 2
-    if r >= c then
-      r = r - c
-      q = q + 1
-    end
-    if bits[i] == 1 then
-      q = q + qa
-      r = r + ra
-      if r >= c then
-        r = r - c
-        q = q + 1
-      end
-    end
-  end
-  return q
-end
 
 -- Makes `key` live at least `ms` more (never shortens it).
 local function keep(key, ms)
@@ -127,14 +96,6 @@ local function fixed(key, cost, period, limit)
     return {1, limit, limit - used - cost, reset, 0}
   end
   return {0, limit, limit - used, reset, math.max(reset, 1)}
-end
-
--- The smallest offset into a window at which ceil(count (P - e) / P) <= room.
-local function offset_for(count, room, period_ns)
-  if count <= room then
-    return 0
-  end
-  return period_ns - muldiv(room, period_ns, count)
 end
 
 local function sliding(key, cost, period, limit)
