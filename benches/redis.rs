@@ -7,7 +7,8 @@
 //! loopback port (`--save '' --appendonly no`, killed by PID at the end),
 //! or uses the server `REDIS_URL` names. Prints a markdown table and writes
 //! the same rows as JSON to `$CARGO_TARGET_DIR/tollgate-bench/redis.json`
-//! (default `target/`).
+//! (default `target/`). Arguments after `--` name the cases to run (the
+//! floor always runs); such a run writes no results.
 //!
 //! Cases, each run by 1 task and by 64 tokio tasks sharing one store (or one
 //! connection) on a multi-thread runtime:
@@ -602,6 +603,18 @@ async fn main() {
         return;
     }
     let bench = args.iter().any(|a| a == "--bench");
+    // Any other argument names the cases to run (the floor always runs):
+    // `cargo bench --features redis --bench redis -- store-allow`.
+    let only: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let cases: Vec<Case> = CASES
+        .into_iter()
+        .filter(|c| *c == Case::Floor || only.is_empty() || only.contains(&c.name()))
+        .collect();
     let (rounds, round, warm_up) = if bench {
         (ROUNDS, ROUND, WARM_UP)
     } else {
@@ -623,14 +636,14 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         round.as_secs_f64(),
     );
-    for case in CASES {
+    for case in &cases {
         println!("- {}: {}", case.name(), case.what());
     }
     println!();
 
     let mut targets = Vec::new();
     for &tasks in &CONCURRENCY {
-        for case in CASES {
+        for &case in &cases {
             let target = Target::new(case, &server.url, &prefix, tasks).await;
             measure(&target, tasks, warm_up).await;
             targets.push((case, tasks, target, Vec::with_capacity(rounds)));
@@ -664,11 +677,13 @@ async fn main() {
     drop(targets);
     print!("{}", report(&rows));
 
-    if bench {
+    if bench && only.is_empty() {
         let path = output_path();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, json(&rows)).unwrap();
         println!("\nwrote {}", path.display());
+    } else if bench {
+        println!("\ncases named: no results written (only a run of every case writes them)");
     } else {
         println!("\nsmoke run (no --bench): no results written");
     }
