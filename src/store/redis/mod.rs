@@ -70,7 +70,7 @@
 //! | sliding log | a sorted set of admitted requests (score: µs since the epoch) and their cost sum `…:n` | O(expired) amortised; a refusal walks the oldest entries, O(limit) at worst |
 //! | concurrency | a sorted set of leases (score: lease expiry) and their cost sum `…:n` | O(expired) amortised |
 //!
-//! A sliding log holds at most [`SLIDING_LOG_MAX`]
+//! A sliding log holds at most [`SLIDING_LOG_MAX`](crate::algorithm::SLIDING_LOG_MAX)
 //! entries per client, since a limit's count is capped there; the walk a
 //! refusal makes to compute `Retry-After` is bounded by the count, so keep
 //! sliding logs for small counts (a count of 100 000 makes a refused check
@@ -469,40 +469,44 @@ mod builder;
 mod connection;
 mod fallback;
 mod future;
+mod handle;
 mod key;
 mod lease;
 mod lease_slots;
 mod leased;
 mod over_limit;
 mod refund;
+mod reply;
+mod scripts;
 mod spread;
 
 pub use breaker::{BreakerState, BreakerStats, CircuitOpen};
 pub use builder::RedisStoreBuilder;
 pub use fallback::FallbackStats;
 pub use future::CheckFuture;
+pub use handle::RedisHandle;
 pub use lease::{
     LeaseStats, TokenLease, DEFAULT_LEASE_MAX_AGE, DEFAULT_LEASE_MAX_KEYS, MAX_LEASE_TOKENS,
 };
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
-
-use redis::Script;
 
 use self::breaker::{Admit, Breaker};
 use self::connection::Backend;
 use self::fallback::{Fallback, LocalCharge};
+use self::handle::Spec;
 use self::lease_slots::LeaseSlots;
 use self::over_limit::OverLimitCache;
-use super::{Charge, Checked, MemoryHandle, Permit, Permits, Receipt, Store, Verdict};
-use crate::algorithm::{AlgorithmKind, Concurrency, Outcome, RETRY_NEVER, SLIDING_LOG_MAX};
+use self::reply::{read_outcome, read_reply, RedisTime};
+use self::scripts::{script_for, CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
+use super::{Charge, Checked, Permit, Permits, Receipt, Store, Verdict};
 use crate::clock::Clock;
 use crate::decision::Decision;
 use crate::error::{ConfigError, StoreError};
-use crate::limit::{Limit, LimitKind};
+use crate::limit::Limit;
 
 /// The default per-call timeout: 10 ms.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
@@ -532,52 +536,6 @@ const LEASED_RECEIPT: u64 = 1 << 63;
 /// The clock the store times its own local state with (never admission:
 /// that is Redis's `TIME`).
 type LocalClock = Arc<dyn Clock>;
-
-static CHECK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("weights.lua"),
-        include_str!("check.lua")
-    ))
-});
-/// One GCRA charge: the common check, without `check.lua`'s machinery for
-/// several charges (same arguments and answer, about half the Redis CPU).
-static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("gcra.lua")
-    ))
-});
-/// One fixed-window charge, as [`GCRA_ONE`].
-static FIXED_ONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("fixed.lua")
-    ))
-});
-
-/// One sliding-window-counter charge, as [`GCRA_ONE`].
-static SLIDING_ONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("weights.lua"),
-        include_str!("sliding.lua")
-    ))
-});
-
-/// The script a check with these arguments runs: one GCRA, fixed-window or
-/// sliding-window charge has its own lean script, anything else
-/// `check.lua`.
-fn script_for(args: &[String]) -> &'static Script {
-    match args {
-        [_, _, code, _, _, _, _, _] if code == GCRA => &GCRA_ONE,
-        [_, _, code, _, _, _, _, _] if code == FIXED_WINDOW => &FIXED_ONE,
-        [_, _, code, _, _, _, _, _] if code == SLIDING_WINDOW => &SLIDING_ONE,
-        _ => &CHECK,
-    }
-}
-
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
 
 /// Counters in Redis; see the [module docs](self). Clones share one
 /// connection.
@@ -1014,180 +972,6 @@ struct Remember {
     cost: u64,
 }
 
-/// One charge's figures from the script: `allowed, limit, remaining,
-/// reset, retry_after`; `None` when malformed.
-fn read_outcome(figures: &[i64]) -> Option<Outcome> {
-    let &[allowed, limit, remaining, reset, retry] = figures else {
-        return None;
-    };
-    let figure = |n: i64| u64::try_from(n).ok();
-    Some(Outcome {
-        allowed: allowed == 1,
-        limit: figure(limit)?,
-        remaining: figure(remaining)?,
-        reset: figure(reset)?,
-        retry_after: if retry < 0 {
-            RETRY_NEVER
-        } else {
-            figure(retry)?
-        },
-    })
-}
-
-/// Redis's `TIME` as a script read it: seconds and microseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct RedisTime {
-    secs: u64,
-    micros: u64,
-}
-
-impl RedisTime {
-    /// Reads the two figures a script answered; `None` unless both are
-    /// non-negative and the microseconds below a second.
-    fn read(secs: i64, micros: i64) -> Option<RedisTime> {
-        Some(RedisTime {
-            secs: u64::try_from(secs).ok()?,
-            micros: u64::try_from(micros).ok().filter(|&us| us < 1_000_000)?,
-        })
-    }
-
-    /// Nanoseconds since the Unix epoch, as a [`Receipt`] carries them.
-    fn nanos(self) -> u64 {
-        self.secs
-            .saturating_mul(1_000_000_000)
-            .saturating_add(self.micros * 1_000)
-    }
-
-    /// The reading a receipt's nanoseconds stand for (exact for what
-    /// [`nanos`](Self::nanos) made).
-    fn from_nanos(at: u64) -> RedisTime {
-        RedisTime {
-            secs: at / 1_000_000_000,
-            micros: (at % 1_000_000_000) / 1_000,
-        }
-    }
-}
-
-/// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
-/// reset, retry_after) per charge}`, into one decision over all charges,
-/// followed, for a charging check (`take`, mode "2"), by the seconds and
-/// microseconds of the `TIME` the script used. Exactly that many figures,
-/// or the answer is refused as malformed.
-fn read_reply(
-    reply: &[i64],
-    charges: usize,
-    take: bool,
-) -> Result<(Decision, Option<RedisTime>), StoreError> {
-    let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
-    let (reply, clock) = if take {
-        let [figures @ .., secs, micros] = reply else {
-            return Err(malformed());
-        };
-        let clock = RedisTime::read(*secs, *micros).ok_or_else(malformed)?;
-        (figures, Some(clock))
-    } else {
-        (reply, None)
-    };
-    let (&all, outcomes) = reply.split_first().ok_or_else(malformed)?;
-    if outcomes.len() != 5 * charges {
-        return Err(malformed());
-    }
-    let mut decision: Option<Decision> = None;
-    for (i, figures) in outcomes.chunks_exact(5).enumerate() {
-        let outcome = read_outcome(figures).ok_or_else(malformed)?;
-        decision = Some(match decision {
-            None => Decision::from_outcome(i, outcome),
-            Some(d) => d.merge(i, outcome),
-        });
-    }
-    let decision = decision.ok_or_else(malformed)?;
-    // The script's own verdict must agree with the figures: never admit on
-    // a garbled answer.
-    if decision.is_allowed() != (all == 1) {
-        return Err(malformed());
-    }
-    Ok((decision, clock))
-}
-
-const GCRA: &str = "g";
-const FIXED_WINDOW: &str = "f";
-const SLIDING_WINDOW: &str = "s";
-const SLIDING_LOG: &str = "l";
-const CONCURRENCY: &str = "c";
-
-/// A limit bound to a [`RedisStore`]: the policy's part of the key names
-/// and the numbers the script needs.
-#[derive(Clone)]
-pub struct RedisHandle {
-    spec: Arc<Spec>,
-}
-
-struct Spec {
-    /// `<policy>@<algorithm>`.
-    id: Box<str>,
-    /// The script's algorithm code.
-    code: &'static str,
-    /// Unique among the limits bound to one store.
-    serial: u64,
-    params: [u64; 4],
-    /// This instance's share of the limit in the local fallback, when on.
-    local: Option<MemoryHandle>,
-}
-
-impl fmt::Debug for RedisHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RedisHandle").field(&self.spec.id).finish()
-    }
-}
-
-impl RedisHandle {
-    fn new(limit: &Limit, lease_ms: u64, serial: u64, local: Option<MemoryHandle>) -> Self {
-        let quota = limit.quota();
-        let period_ms = quota.period_nanos() / 1_000_000;
-        let count = quota.count();
-        let (name, code, params) = match limit.kind() {
-            LimitKind::Rate(AlgorithmKind::FixedWindow) => (
-                "fw",
-                FIXED_WINDOW,
-                [period_ms.max(1), count.min(u64::from(u32::MAX)), 0, 0],
-            ),
-            LimitKind::Rate(AlgorithmKind::SlidingWindow) => (
-                "sw",
-                SLIDING_WINDOW,
-                [period_ms.max(1), count.min(u64::from(u32::MAX)), 0, 0],
-            ),
-            LimitKind::Rate(AlgorithmKind::SlidingLog) => (
-                "log",
-                SLIDING_LOG,
-                [period_ms.max(1), count.min(SLIDING_LOG_MAX), 0, 0],
-            ),
-            LimitKind::Rate(_) => {
-                let interval = quota.emission_interval_nanos().max(1);
-                let burst = quota.burst().max(1);
-                (
-                    "gcra",
-                    GCRA,
-                    [interval, interval.saturating_mul(burst), count, burst],
-                )
-            }
-            LimitKind::Concurrency => (
-                "conc",
-                CONCURRENCY,
-                [count, lease_ms, Concurrency::DEFAULT_RETRY_HINT, 0],
-            ),
-        };
-        Self {
-            spec: Arc::new(Spec {
-                id: format!("{}@{name}", limit.name()).into_boxed_str(),
-                code,
-                serial,
-                params,
-                local,
-            }),
-        }
-    }
-}
-
 impl Store for RedisStore {
     type Handle = RedisHandle;
     type Future = CheckFuture;
@@ -1217,94 +1001,6 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn outcome(allowed: bool, remaining: i64, retry: i64) -> [i64; 5] {
-        [i64::from(allowed), 10, remaining, 1_000, retry]
-    }
-
-    #[test]
-    fn reply_is_merged_like_the_memory_store() {
-        let mut reply = vec![1];
-        reply.extend(outcome(true, 5, 0));
-        reply.extend(outcome(true, 2, 0));
-        let (d, clock) = read_reply(&reply, 2, false).expect("reply");
-        assert!(d.is_allowed());
-        assert_eq!((d.policy(), d.remaining()), (1, 2));
-        assert_eq!(clock, None);
-
-        let mut reply = vec![0];
-        reply.extend(outcome(true, 5, 0));
-        reply.extend(outcome(false, 0, -1));
-        let (d, _) = read_reply(&reply, 2, false).expect("reply");
-        assert!(d.is_impossible());
-        assert_eq!(d.policy(), 1);
-    }
-
-    #[test]
-    fn a_charging_reply_ends_with_the_time_the_script_used() {
-        let mut reply = vec![1];
-        reply.extend(outcome(true, 5, 0));
-        reply.extend([1_700_000_000, 999_999]);
-        let (d, clock) = read_reply(&reply, 1, true).expect("reply");
-        assert!(d.is_allowed());
-        let clock = clock.expect("a clock");
-        assert_eq!(
-            clock,
-            RedisTime {
-                secs: 1_700_000_000,
-                micros: 999_999
-            }
-        );
-        assert_eq!(clock.nanos(), 1_700_000_000_999_999_000);
-        assert_eq!(RedisTime::from_nanos(clock.nanos()), clock);
-
-        // A refusal in mode "2" ends with the clock too.
-        let mut refused = vec![0];
-        refused.extend(outcome(false, 0, 5));
-        refused.extend([1_700_000_000, 0]);
-        let (d, clock) = read_reply(&refused, 1, true).expect("reply");
-        assert!(!d.is_allowed());
-        assert!(clock.is_some());
-    }
-
-    #[test]
-    fn reply_lengths_are_strict_in_each_mode() {
-        let mut bare = vec![1];
-        bare.extend(outcome(true, 5, 0));
-        let mut clocked = bare.clone();
-        clocked.extend([1_700_000_000, 5]);
-        // A charging check's answer without its clock, or a look's with
-        // one, is malformed: never read a clock as figures or the reverse.
-        assert!(read_reply(&bare, 1, true).is_err());
-        assert!(read_reply(&clocked, 1, false).is_err());
-        assert!(read_reply(&clocked, 1, true).is_ok());
-        let mut extra = clocked.clone();
-        extra.push(0);
-        assert!(read_reply(&extra, 1, true).is_err());
-        // The clock must be a real reading.
-        for (secs, micros) in [(-1, 0), (1_700_000_000, -1), (1_700_000_000, 1_000_000)] {
-            let mut bad = bare.clone();
-            bad.extend([secs, micros]);
-            assert!(read_reply(&bad, 1, true).is_err(), "{secs} s {micros} µs");
-        }
-    }
-
-    #[test]
-    fn garbled_replies_are_errors_never_admissions() {
-        for take in [false, true] {
-            assert!(read_reply(&[], 1, take).is_err());
-            assert!(read_reply(&[1, 1, 10, 5], 1, take).is_err());
-            let clock: &[i64] = if take { &[1_700_000_000, 0] } else { &[] };
-            let mut disagree = vec![1];
-            disagree.extend(outcome(false, 0, 5));
-            disagree.extend(clock);
-            assert!(read_reply(&disagree, 1, take).is_err());
-            let mut negative = vec![1];
-            negative.extend(outcome(true, -3, 0));
-            negative.extend(clock);
-            assert!(read_reply(&negative, 1, take).is_err());
-        }
-    }
 
     #[test]
     fn check_ids_rebuild_their_nonce_and_never_look_leased() {
