@@ -7,9 +7,10 @@
 #   SKIP="http memory" bash benches/run-all.sh      # skip steps by name
 #   SKIP=redis bash benches/run-all.sh              # no redis-server at hand
 #   CARGO_TARGET_DIR=/tmp/tb bash benches/run-all.sh
+#   RUNS=1 bash benches/run-all.sh                 # one round of check and middleware (default 3)
 #
-# Steps, in order: check, middleware, instructions, memory, http, redis,
-# overload, report.
+# Steps, in order: check and middleware (interleaved rounds), instructions,
+# memory, http, redis, overload, report.
 # The redis step starts its own redis-server on a free loopback port (or
 # uses REDIS_URL), so it needs redis-server on PATH.
 # Results go to ${CARGO_TARGET_DIR:-target}/criterion (check, middleware) and
@@ -85,8 +86,33 @@ http() {
   bash benches/http.sh
 }
 
-step check cargo bench --bench check
-step middleware cargo bench --bench middleware
+# check and middleware: RUNS rounds, interleaved (check, middleware, check,
+# ...), so a slow spell of the machine hits one round of each rather than
+# every case of one bench; each round's criterion estimates are kept under
+# $out/criterion-runs/<round>/ and the report takes each case's median over
+# the rounds.
+criterion_rounds() {
+  local runs_dir="$out/criterion-runs"
+  rm -rf "$runs_dir"
+  for round in $(seq "$RUNS"); do
+    for bench in check middleware; do
+      if skipped "$bench"; then continue; fi
+      echo "-- $bench: round $round/$RUNS"
+      cargo bench --bench "$bench"
+    done
+    local dest
+    dest=$(realpath -m -- "$runs_dir/$round")
+    mkdir -p "$dest"
+    (cd "$target/criterion" && find . -path '*/new/*.json' -print0 \
+      | xargs -0 -I{} cp --parents {} "$dest/")
+  done
+}
+RUNS=${RUNS:-3}
+if skipped check && skipped middleware; then
+  echo; echo "== check, middleware: skipped (SKIP)"
+else
+  step "check+middleware" criterion_rounds
+fi
 step instructions instructions
 step memory cargo bench --bench memory
 step http http
