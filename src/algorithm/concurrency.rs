@@ -22,6 +22,12 @@ impl Concurrency {
     /// The default `Retry-After` hint for a rejected request: 1 second.
     pub const DEFAULT_RETRY_HINT: Nanos = 1_000_000_000;
 
+    /// Gives `cost` units back to a counter (never below zero): what a
+    /// dropped permit does. Needs no limit, so a permit holds none.
+    pub(crate) fn release(state: &AtomicU64, cost: u64) {
+        update_u64(state, |n| ((), (n > 0).then(|| n - cost.min(n))));
+    }
+
     /// A concurrency limit for a concurrent quota.
     pub fn new(quota: &Quota) -> Self {
         Self {
@@ -76,7 +82,7 @@ impl Algorithm for Concurrency {
     }
 
     fn refund(&self, state: &Arc<AtomicU64>, _charged_at: Nanos, cost: u64) {
-        update_u64(state, |n| ((), (n > 0).then(|| n - cost.min(n))));
+        Self::release(state, cost);
     }
 
     /// Idle when nothing is in flight and no permit holds the state.

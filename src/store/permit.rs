@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::algorithm::{Algorithm, Concurrency};
+use crate::algorithm::Concurrency;
 
 /// One held unit of a concurrency limit, given back when dropped.
 pub struct Permit {
@@ -12,8 +12,8 @@ pub struct Permit {
 }
 
 enum Release {
+    /// An in-memory concurrency counter and the units this permit holds.
     Memory {
-        limit: Concurrency,
         state: Arc<AtomicU64>,
         cost: u64,
     },
@@ -21,9 +21,9 @@ enum Release {
 }
 
 impl Permit {
-    pub(crate) fn memory(limit: Concurrency, state: Arc<AtomicU64>, cost: u64) -> Self {
+    pub(crate) fn memory(state: Arc<AtomicU64>, cost: u64) -> Self {
         Self {
-            release: Release::Memory { limit, state, cost },
+            release: Release::Memory { state, cost },
         }
     }
 
@@ -39,7 +39,7 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         match &mut self.release {
-            Release::Memory { limit, state, cost } => limit.refund(state, 0, *cost),
+            Release::Memory { state, cost } => Concurrency::release(state, *cost),
             Release::Custom(release) => {
                 if let Some(release) = release.take() {
                     release();

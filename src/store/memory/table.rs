@@ -253,7 +253,7 @@ impl Table {
             Counters::Concurrency(keyed) => keyed.with_state(key, budget, now, |a, s| {
                 let outcome = a.acquire(s, now, cost);
                 if outcome.allowed {
-                    permits.push(Permit::memory(*a, Arc::clone(s), cost));
+                    permits.push(Permit::memory(Arc::clone(s), cost));
                 }
                 outcome
             }),
