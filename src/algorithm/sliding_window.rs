@@ -68,10 +68,18 @@ impl SlidingWindow {
         }
     }
 
-    /// `ceil(previous · weight / period)`.
+    /// `ceil(previous · weight / period)`: in 64 bits while the product
+    /// fits (a 128-bit division is a library call several times dearer),
+    /// in 128 bits otherwise.
+    #[inline]
     fn weighted(&self, previous: u64, weight: u64) -> u64 {
-        let product = u128::from(previous) * u128::from(weight);
-        product.div_ceil(u128::from(self.period)) as u64
+        match previous.checked_mul(weight) {
+            Some(product) => product.div_ceil(self.period),
+            None => {
+                let product = u128::from(previous) * u128::from(weight);
+                product.div_ceil(u128::from(self.period)) as u64
+            }
+        }
     }
 
     /// The smallest offset into a window at which `ceil(count · (P - e) / P) <= room`.
@@ -175,6 +183,26 @@ mod tests {
 
     fn window(q: &str) -> SlidingWindow {
         SlidingWindow::new(&q.parse().expect("quota"))
+    }
+
+    #[test]
+    fn weighting_is_exact_in_64_and_in_128_bits() {
+        let exact = |w: &SlidingWindow, previous: u64, weight: u64| {
+            (u128::from(previous) * u128::from(weight)).div_ceil(u128::from(w.period)) as u64
+        };
+        let minute = window("10/minute");
+        let day = window("1000000000/day");
+        for (w, previous, weight) in [
+            (&minute, 0, 60 * S),
+            (&minute, 7, 45 * S),
+            (&minute, 10, 1),
+            // A billion units over most of a day: the product passes 2^64.
+            (&day, 1_000_000_000, 86_400 * S - 1),
+            (&day, 999_999_999, 43_200 * S + 1),
+        ] {
+            assert_eq!(w.weighted(previous, weight), exact(w, previous, weight));
+        }
+        assert!(1_000_000_000u64.checked_mul(86_400 * S - 1).is_none());
     }
 
     #[test]
