@@ -9,7 +9,8 @@
 # Usage: bash benches/redis-script-cost.sh
 # Starts its own redis-server on a free loopback port (killed by PID at the
 # end); installs redis-server / redis-tools from Debian if missing.
-# Prints a markdown table: script, calls/s (median of 3), ratio to the floor.
+# Prints a markdown table: script, calls/s (median of 3 interleaved rounds),
+# ratio to the floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -60,33 +61,41 @@ $weights
 $(cat "$redis/check.lua")|1|$sliding"
 )
 
-rate() { # script numkeys args -> median calls/s of 3 runs
-  local sha runs=() key="tollgate-cost:{task-0}:bench@$RANDOM"
-  sha=$(redis-cli -p "$port" script load "$1")
-  for _ in 1 2 3; do
-    # shellcheck disable=SC2086 # the arguments are words
-    if [ "$2" = 0 ]; then
-      runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 0 | tail -n1 | cut -d, -f2 | tr -d '"')")
-    else
-      runs+=("$(redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$sha" 1 "$key" $3 | tail -n1 | cut -d, -f2 | tr -d '"')")
-    fi
-  done
-  printf '%s\n' "${runs[@]}" | sort -g | sed -n 2p
+once() { # sha numkeys args -> calls/s of one run
+  local key="tollgate-cost:{task-0}:bench@$RANDOM"
+  # shellcheck disable=SC2086 # the arguments are words
+  if [ "$2" = 0 ]; then
+    redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$1" 0
+  else
+    redis-benchmark -p "$port" -n 200000 -c 32 -P 8 --csv evalsha "$1" 1 "$key" $3
+  fi | tail -n1 | cut -d, -f2 | tr -d '"'
 }
+
+# Three rounds, interleaved (every row once, then again, ...), so a slow
+# spell of the machine hits one round of each row; the median is reported.
+names=() shas=() nkeys=() argss=()
+for row in "${rows[@]}"; do
+  names+=("${row%%|*}")
+  rest=${row#*|}
+  argss+=("${rest##*|}")
+  rest=${rest%|*}
+  nkeys+=("${rest##*|}")
+  shas+=("$(redis-cli -p "$port" script load "${rest%|*}")")
+done
+declare -A runs
+for round in 1 2 3; do
+  for i in "${!names[@]}"; do
+    runs[$i,$round]=$(once "${shas[$i]}" "${nkeys[$i]}" "${argss[$i]}")
+  done
+done
 
 echo "redis: $(redis-server --version | awk '{print $3}'); $(nproc) cores"
 echo
-echo "| script | calls/s (median of 3) | ratio to the floor | µs per call (1 / rate) |"
+echo "| script | calls/s (median of 3 interleaved rounds) | ratio to the floor | µs per call (1 / rate) |"
 echo "|---|---:|---:|---:|"
 floor=
-for row in "${rows[@]}"; do
-  name=${row%%|*}
-  rest=${row#*|}
-  args=${rest##*|}
-  rest=${rest%|*}
-  keys=${rest##*|}
-  script=${rest%|*}
-  r=$(rate "$script" "$keys" "$args")
+for i in "${!names[@]}"; do
+  r=$(printf '%s\n' "${runs[$i,1]}" "${runs[$i,2]}" "${runs[$i,3]}" | sort -g | sed -n 2p)
   floor=${floor:-$r}
-  awk -v n="$name" -v r="$r" -v f="$floor" 'BEGIN { printf "| %s | %.0f | %.2fx | %.1f |\n", n, r, r / f, 1e6 / r }'
+  awk -v n="${names[$i]}" -v r="$r" -v f="$floor" 'BEGIN { printf "| %s | %.0f | %.2fx | %.1f |\n", n, r, r / f, 1e6 / r }'
 done

@@ -8,6 +8,7 @@ Reads whatever exists of:
   <target>/tollgate-bench/memory.json                     cargo bench --bench memory
   <target>/tollgate-bench/http.json                       bash benches/http.sh
   <target>/tollgate-bench/redis.json                      cargo bench --features redis --bench redis
+  <target>/tollgate-bench/redis-script-cost.md            bash benches/redis-script-cost.sh
   <target>/tollgate-bench/overload.json                   cargo bench --bench overload
 
 where <target> is --target-dir, else $CARGO_TARGET_DIR, else ./target of
@@ -264,6 +265,7 @@ class Results:
         self.memory, self.memory_mtime = self._load_json(self.bench_dir / "memory.json")
         self.http, self.http_mtime = self._load_json(self.bench_dir / "http.json")
         self.redis, self.redis_mtime = self._load_json(self.bench_dir / "redis.json")
+        self.redis_cost, self.redis_cost_mtime = self._load_text(self.bench_dir / "redis-script-cost.md")
         self.overload, self.overload_mtime = self._load_json(self.bench_dir / "overload.json")
         self.run_info, _ = self._load_json(self.bench_dir / "run-all.json")
 
@@ -891,6 +893,19 @@ def section_redis(r: Results) -> str:
                 ]
             )
     out.append(md_table(["case", "concurrency", "checks/s (median)", "ratio to floor", "rounds"], rows, ["l", "r", "r", "r", "r"]))
+    if r.redis_cost:
+        out += [
+            "",
+            "Where Redis's time goes (`bash benches/redis-script-cost.sh`, written "
+            f"{fmt_when(r.redis_cost_mtime) if r.redis_cost_mtime else 'at an unknown time'}): "
+            "calls per second one `redis-server` sustains for each script, pipelined "
+            "(`redis-benchmark`, 32 clients x 8 in flight), so each figure is Redis's own cost per call. "
+            "The first rows add one thing each to the row above, down to what any GCRA check must do "
+            "(its key and arguments, `TIME`, `GET`, `SET PX`); then each lean one-charge script beside "
+            "`check.lua`, the script for several charges.",
+            "",
+            r.redis_cost,
+        ]
     return "\n".join(out)
 
 

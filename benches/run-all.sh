@@ -5,17 +5,18 @@
 # Usage:
 #   bash benches/run-all.sh
 #   SKIP="http memory" bash benches/run-all.sh      # skip steps by name
-#   SKIP=redis bash benches/run-all.sh              # no redis-server at hand
+#   SKIP="redis redis-cost" bash benches/run-all.sh # no redis-server at hand
 #   CARGO_TARGET_DIR=/tmp/tb bash benches/run-all.sh
 #   RUNS=1 bash benches/run-all.sh                 # one round of check and middleware (default 3)
 #
 # Steps, in order: check and middleware (interleaved rounds), instructions,
-# memory, http, redis, overload, report.
+# memory, http, redis, redis-cost, overload, report.
 # The redis step starts its own redis-server on a free loopback port (or
-# uses REDIS_URL), so it needs redis-server on PATH.
+# uses REDIS_URL), so it needs redis-server on PATH; redis-cost starts its
+# own too, and installs redis-server / redis-tools if missing.
 # Results go to ${CARGO_TARGET_DIR:-target}/criterion (check, middleware) and
 # ${CARGO_TARGET_DIR:-target}/tollgate-bench/ (instructions.md, memory.json,
-# http.json, redis.json, overload.json); a skipped step leaves its previous results, if any, in place,
+# http.json, redis.json, redis-script-cost.md, overload.json); a skipped step leaves its previous results, if any, in place,
 # and the report shows when each set of results was written.
 set -euo pipefail
 
@@ -28,7 +29,7 @@ cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 out="$target/tollgate-bench"
 
-steps=(check middleware instructions memory http redis overload report)
+steps=(check middleware instructions memory http redis redis-cost overload report)
 skip_list=${SKIP:-}
 skip=" ${skip_list//,/ } "
 for name in $skip; do
@@ -78,6 +79,12 @@ instructions() {
   cat "$out/instructions.md"
 }
 
+redis_cost() {
+  bash benches/redis-script-cost.sh > "$out/redis-script-cost.md.tmp"
+  mv "$out/redis-script-cost.md.tmp" "$out/redis-script-cost.md"
+  cat "$out/redis-script-cost.md"
+}
+
 http() {
   [[ -f benches/http.sh ]] || {
     echo "benches/http.sh is missing; run with SKIP=http" >&2
@@ -117,6 +124,7 @@ step instructions instructions
 step memory cargo bench --bench memory
 step http http
 step redis cargo bench --features redis --bench redis
+step redis-cost redis_cost
 step overload cargo bench --bench overload
 step report python3 benches/report.py
 
