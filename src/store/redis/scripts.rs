@@ -60,3 +60,37 @@ pub(super) fn script_for(args: &[String]) -> &'static Script {
 
 pub(super) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("release.lua")));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The arguments of a check: mode, nonce, then six per charge.
+    fn args(codes: &[&str]) -> Vec<String> {
+        let mut out = vec!["2".to_owned(), "nonce".to_owned()];
+        for code in codes {
+            out.push((*code).to_owned());
+            out.extend(["1", "1000", "10", "0", "0"].map(str::to_owned));
+        }
+        out
+    }
+
+    fn runs(codes: &[&str], script: &Script) -> bool {
+        std::ptr::eq(script_for(&args(codes)), script)
+    }
+
+    /// The Redis tests compare each algorithm alone and beside another
+    /// charge to prove the lean scripts answer as `check.lua` does; that
+    /// holds only if one charge really runs its lean script.
+    #[test]
+    fn one_charge_runs_its_lean_script_and_anything_else_check_lua() {
+        assert!(runs(&[GCRA], &GCRA_ONE));
+        assert!(runs(&[FIXED_WINDOW], &FIXED_ONE));
+        assert!(runs(&[SLIDING_WINDOW], &SLIDING_ONE));
+        assert!(runs(&[SLIDING_LOG], &CHECK));
+        assert!(runs(&[CONCURRENCY], &CHECK));
+        assert!(runs(&[GCRA, GCRA], &CHECK));
+        assert!(runs(&[FIXED_WINDOW, CONCURRENCY], &CHECK));
+        assert_ne!(GCRA_ONE.get_hash(), CHECK.get_hash());
+    }
+}
