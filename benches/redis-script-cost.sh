@@ -26,36 +26,40 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 redis=src/store/redis
 prelude=$(cat "$redis/prelude.lua")
 weights=$(cat "$redis/weights.lua")
-# The arguments one-charge checks send: mode "2", a nonce, then the charge
-# (quotas nothing reaches: 1e9/second, 1e9 per second-long window).
+# The arguments of one charge (quotas nothing reaches: 1e9/second, 1e9 per
+# second-long window): check.lua's (mode "2", a nonce, the algorithm, cost,
+# four parameters), and what the store sends each lean script (mode, cost,
+# the parameters it reads).
 gcra="2 nonce.1 g 1 1 1000000000 1000000000 1000000000"
 fixed="2 nonce.1 f 1 1000 1000000000 0 0"
 sliding="2 nonce.1 s 1 1000 1000000000 0 0"
+gcra_lean="2 1 1 1000000000 1000000000"
+window_lean="2 1 1000 1000000000"
 
 # name | script | number of keys | arguments
 rows=(
   "floor: return 1, no key, no argument|return 1|0|"
-  "+ a check's key and 8 arguments|return 1|1|$gcra"
-  "+ TIME|local c = redis.call('TIME') return 1|1|$gcra"
+  "+ a key and the 5 arguments gcra.lua is sent|return 1|1|$gcra_lean"
+  "+ TIME|local c = redis.call('TIME') return 1|1|$gcra_lean"
   "+ prelude.lua (TIME, helpers)|$prelude
-return 1|1|$gcra"
+return 1|1|$gcra_lean"
   "+ GET and SET PX|$prelude
 local v = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], stamp(1), 'PX', ttl(1))
-return 1|1|$gcra"
+return 1|1|$gcra_lean"
   "gcra.lua, the store's one-charge GCRA script|$prelude
-$(cat "$redis/gcra.lua")|1|$gcra"
+$(cat "$redis/gcra.lua")|1|$gcra_lean"
   "check.lua (several charges) with one GCRA charge|$prelude
 $weights
 $(cat "$redis/check.lua")|1|$gcra"
   "fixed.lua, one fixed-window charge|$prelude
-$(cat "$redis/fixed.lua")|1|$fixed"
+$(cat "$redis/fixed.lua")|1|$window_lean"
   "check.lua with one fixed-window charge|$prelude
 $weights
 $(cat "$redis/check.lua")|1|$fixed"
   "sliding.lua, one sliding-window charge|$prelude
 $weights
-$(cat "$redis/sliding.lua")|1|$sliding"
+$(cat "$redis/sliding.lua")|1|$window_lean"
   "check.lua with one sliding-window charge|$prelude
 $weights
 $(cat "$redis/check.lua")|1|$sliding"

@@ -16,7 +16,7 @@
 //! - `floor`: `EVALSHA <sha of "return 1"> 0`, the least a round trip with
 //!   a script can cost;
 //! - `script`: a raw `EVALSHA` of the store's own one-charge GCRA script
-//!   (`prelude.lua` + `gcra.lua`) with the arguments a check sends, over the
+//!   (`prelude.lua` + `gcra.lua`) with the arguments the store sends it, over the
 //!   same kind of connection as the floor: what Redis's side of a check
 //!   costs, so `store-allow` against it is the client's own overhead and it
 //!   against the floor is the script's;
@@ -309,16 +309,13 @@ impl Target {
                 let quota = Quota::per_second(Quota::MAX_COUNT).unwrap();
                 let interval = quota.emission_interval_nanos().max(1);
                 let burst = quota.burst().max(1);
-                // Mode "2" (charge, answer the TIME), a nonce, then the
-                // charge as the store sends it.
+                // What the store sends `gcra.lua`: mode "2" (charge, answer
+                // the TIME), cost, interval, capacity, burst.
                 let args = [
                     "2".to_owned(),
-                    "bench".to_owned(),
-                    "g".to_owned(),
                     "1".to_owned(),
                     interval.to_string(),
                     (interval * burst).to_string(),
-                    quota.count().to_string(),
                     burst.to_string(),
                 ];
                 let keys = (0..tasks)
@@ -401,7 +398,8 @@ impl Target {
                     .query_async(con)
                     .await
                     .unwrap();
-                assert_eq!(answer.get(..2), Some(&[1, 1][..]), "the script admits");
+                assert_eq!(answer.len(), 6, "allowed, remaining, reset, retry, TIME");
+                assert_eq!(answer[0], 1, "the script admits");
             }
             Target::Store {
                 store,

@@ -2,15 +2,16 @@
 -- several charges (same arguments, same answer). Runs after prelude.lua.
 --
 -- KEYS[1]  the base key: <prefix>:{<tag>}:<policy>@<algorithm>
--- ARGV     as check.lua with one charge: mode, nonce (unused), then 'f',
---          cost, period (ms), limit
+-- ARGV     mode (as check.lua's), cost, period (ms), limit: only what it
+--          reads (each argument costs Redis time)
 --
--- Answers {allowed, allowed, limit, remaining, reset_ns, retry_after_ns},
--- then in mode "2" the seconds and microseconds of the TIME it used.
+-- Answers {allowed, remaining, reset_ns, retry_after_ns}, then in mode "2"
+-- the seconds and microseconds of the TIME it used; the store reads them
+-- as check.lua's answer for one charge.
 
-local cost = tonumber(ARGV[4])
-local period = tonumber(ARGV[5])
-local limit = tonumber(ARGV[6])
+local cost = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
 
 local index = fdiv(now_ms, period)
 local window = KEYS[1] .. ':' .. int(index)
@@ -25,16 +26,16 @@ if used + cost <= limit then
       redis.call('PEXPIRE', window, ttl(reset))
     end
   end
-  out = {1, 1, limit, limit - used - cost, reset, 0}
+  out = {1, limit - used - cost, reset, 0}
 else
   local retry = NEVER
   if cost <= limit then
     retry = math.max(reset, 1)
   end
-  out = {0, 0, limit, limit - used, reset, retry}
+  out = {0, limit - used, reset, retry}
 end
 if ARGV[1] == '2' then
-  out[7] = now_s
-  out[8] = now_us
+  out[5] = now_s
+  out[6] = now_us
 end
 return out

@@ -501,7 +501,7 @@ use self::handle::Spec;
 use self::lease_slots::LeaseSlots;
 use self::over_limit::OverLimitCache;
 use self::reply::{read_outcome, read_reply, RedisTime};
-use self::scripts::{script_for, CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
+use self::scripts::{CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
 use super::{Charge, Checked, Permit, Permits, Receipt, Store, Verdict};
 use crate::clock::Clock;
 use crate::decision::Decision;
@@ -833,10 +833,7 @@ impl Inner {
         };
         #[cfg(feature = "metrics")]
         let started = self.metrics.started();
-        let reply = self
-            .backend
-            .invoke::<Vec<i64>>(script_for(&args), keys, args, self.timeout)
-            .await;
+        let reply = scripts::run(&self.backend, keys, args, self.timeout).await;
         #[cfg(feature = "metrics")]
         self.metrics.finished(started, &reply);
         report.answered(reply.is_ok());

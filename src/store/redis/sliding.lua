@@ -3,15 +3,16 @@
 -- prelude.lua and weights.lua.
 --
 -- KEYS[1]  the base key: <prefix>:{<tag>}:<policy>@<algorithm>
--- ARGV     as check.lua with one charge: mode, nonce (unused), then 's',
---          cost, period (ms), limit
+-- ARGV     mode (as check.lua's), cost, period (ms), limit: only what it
+--          reads (each argument costs Redis time)
 --
--- Answers {allowed, allowed, limit, remaining, reset_ns, retry_after_ns},
--- then in mode "2" the seconds and microseconds of the TIME it used.
+-- Answers {allowed, remaining, reset_ns, retry_after_ns}, then in mode "2"
+-- the seconds and microseconds of the TIME it used; the store reads them
+-- as check.lua's answer for one charge.
 
-local cost = tonumber(ARGV[4])
-local period = tonumber(ARGV[5])
-local limit = tonumber(ARGV[6])
+local cost = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
 
 local index = fdiv(now_ms, period)
 local current_key = KEYS[1] .. ':' .. int(index)
@@ -34,7 +35,7 @@ if used + cost <= limit then
       redis.call('PEXPIRE', current_key, ttl(weight + period_ns))
     end
   end
-  out = {1, 1, limit, limit - used - cost, weight + period_ns, 0}
+  out = {1, limit - used - cost, weight + period_ns, 0}
 else
   local reset = 0
   if current > 0 then
@@ -53,10 +54,10 @@ else
     end
     retry = math.max(retry, 1)
   end
-  out = {0, 0, limit, math.max(limit - used, 0), reset, retry}
+  out = {0, math.max(limit - used, 0), reset, retry}
 end
 if ARGV[1] == '2' then
-  out[7] = now_s
-  out[8] = now_us
+  out[5] = now_s
+  out[6] = now_us
 end
 return out

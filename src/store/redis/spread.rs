@@ -17,7 +17,7 @@ use redis::Script;
 
 use super::fallback::LocalCharge;
 use super::{
-    read_outcome, script_for, Call, Inner, Lease, RedisTime, Report, CONCURRENCY, RELEASE_TIMEOUT,
+    read_outcome, scripts, Call, Inner, Lease, RedisTime, Report, CONCURRENCY, RELEASE_TIMEOUT,
 };
 use crate::decision::Decision;
 use crate::error::StoreError;
@@ -139,15 +139,13 @@ impl Inner {
         let mut all = true;
         let mut failure = None;
         for part in &parts {
-            let reply = self
-                .backend
-                .invoke::<Vec<i64>>(
-                    script_for(&part.args),
-                    part.keys.clone(),
-                    part.args.clone(),
-                    self.timeout,
-                )
-                .await;
+            let reply = scripts::run(
+                &self.backend,
+                part.keys.clone(),
+                part.args.clone(),
+                self.timeout,
+            )
+            .await;
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(error) => {
