@@ -26,8 +26,8 @@ pub(super) static CHECK: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 /// One GCRA charge: the common check, without `check.lua`'s machinery for
-/// several charges (the same answers, for about two thirds of the Redis
-/// time). Sent and answering only the figures it needs: see [`Lean`].
+/// several charges (the same answers, for about 60% of the Redis time).
+/// Sent and answering only the figures it needs: see [`Lean`].
 static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
