@@ -26,6 +26,7 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 redis=src/store/redis
 prelude=$(cat "$redis/prelude.lua")
 weights=$(cat "$redis/weights.lua")
+answer=$(cat "$redis/answer.lua")
 # The arguments of one charge (quotas nothing reaches: 1e9/second, 1e9 per
 # second-long window): check.lua's (mode "2", a nonce, the algorithm, cost,
 # four parameters), and what the store sends each lean script (mode, cost,
@@ -48,18 +49,21 @@ local v = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], stamp(1), 'PX', ttl(1))
 return 1|1|$gcra_lean"
   "gcra.lua, the store's one-charge GCRA script|$prelude
-$(cat "$redis/gcra.lua")|1|$gcra_lean"
+$(cat "$redis/gcra.lua")
+$answer|1|$gcra_lean"
   "check.lua (several charges) with one GCRA charge|$prelude
 $weights
 $(cat "$redis/check.lua")|1|$gcra"
   "fixed.lua, one fixed-window charge|$prelude
-$(cat "$redis/fixed.lua")|1|$window_lean"
+$(cat "$redis/fixed.lua")
+$answer|1|$window_lean"
   "check.lua with one fixed-window charge|$prelude
 $weights
 $(cat "$redis/check.lua")|1|$fixed"
   "sliding.lua, one sliding-window charge|$prelude
 $weights
-$(cat "$redis/sliding.lua")|1|$window_lean"
+$(cat "$redis/sliding.lua")
+$answer|1|$window_lean"
   "check.lua with one sliding-window charge|$prelude
 $weights
 $(cat "$redis/check.lua")|1|$sliding"

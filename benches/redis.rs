@@ -16,7 +16,7 @@
 //! - `floor`: `EVALSHA <sha of "return 1"> 0`, the least a round trip with
 //!   a script can cost;
 //! - `script`: a raw `EVALSHA` of the store's own one-charge GCRA script
-//!   (`prelude.lua` + `gcra.lua`) with the arguments the store sends it, over the
+//!   (`prelude.lua` + `gcra.lua` + `answer.lua`) with the arguments the store sends it, over the
 //!   same kind of connection as the floor: what Redis's side of a check
 //!   costs, so `store-allow` against it is the client's own overhead and it
 //!   against the floor is the script's;
@@ -422,7 +422,8 @@ impl Target {
 /// The store's one-charge GCRA script, as the store loads it.
 const GCRA_SCRIPT: &str = concat!(
     include_str!("../src/store/redis/prelude.lua"),
-    include_str!("../src/store/redis/gcra.lua")
+    include_str!("../src/store/redis/gcra.lua"),
+    include_str!("../src/store/redis/answer.lua")
 );
 
 /// A multiplexed connection to `url` with `script` loaded; its SHA1.

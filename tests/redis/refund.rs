@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body::Body;
 use http_body_util::Full;
 use tokio::sync::Semaphore;
 use tollgate::algorithm::AlgorithmKind;
@@ -168,6 +169,23 @@ fn store(url: &str, lease: Option<TokenLease>, over_limit_cache: usize) -> Redis
 }
 
 /// Waits (at most 5 s) until a request sent now would be admitted and
+/// Three failed answers (401, not refunded) spend a quota of three the
+/// successes before them gave back: the next request is refused.
+async fn failures_spend_the_quota<S, B>(svc: &mut S, kind: AlgorithmKind)
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    for _ in 0..3 {
+        let reply = send(svc, answering(401)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{kind}");
+    }
+    let refused = send(svc, answering(200)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{kind}");
+}
+
 /// leave `remaining`: refunds to Redis land in a task of their own.
 async fn until_remaining(layer: &RateLimitLayer<RedisStore>, remaining: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -263,12 +281,7 @@ async fn only_failures_count_for_every_rate_algorithm() {
             assert_eq!(send(&mut svc, answering(200)).await.status, StatusCode::OK);
             until_remaining(&layer, 2).await;
         }
-        for _ in 0..3 {
-            let reply = send(&mut svc, answering(401)).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{kind}");
-        }
-        let refused = send(&mut svc, answering(200)).await;
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{kind}");
+        failures_spend_the_quota(&mut svc, kind).await;
     }
 }
 
@@ -564,12 +577,7 @@ async fn leased_answers_are_refunded_to_their_lease() {
             // again: no other call.
             assert_eq!((stats.calls, stats.local), (1, 4), "{kind}");
         }
-        for _ in 0..3 {
-            let reply = send(&mut svc, answering(401)).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{kind}");
-        }
-        let refused = send(&mut svc, answering(200)).await;
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{kind}");
+        failures_spend_the_quota(&mut svc, kind).await;
     }
 }
 
@@ -627,12 +635,7 @@ async fn a_check_spread_over_slots_is_refunded_part_by_part() {
             );
             until_remaining(&layer, 2).await;
         }
-        for _ in 0..3 {
-            let reply = send(&mut svc, answering(401)).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{kind}");
-        }
-        let refused = send(&mut svc, answering(200)).await;
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{kind}");
+        failures_spend_the_quota(&mut svc, kind).await;
     }
 }
 

@@ -103,23 +103,8 @@ local function sliding(key, cost, period, limit)
   local current_key = key .. ':' .. int(index)
   local current = tonumber(redis.call('GET', current_key) or '0') + (pending[current_key] or 0)
   local previous = tonumber(redis.call('GET', key .. ':' .. int(index - 1)) or '0')
-  local period_us = period * 1000
   local period_ns = period * MS
-  local elapsed_us = now_abs_us - index * period_us
-  local elapsed = elapsed_us * 1000
-  local weight = period_ns - elapsed
-  -- ceil(previous * weight / P) = previous - floor(previous * elapsed / P)
-  local used = previous - muldiv(previous, elapsed_us, period_us) + current
-  local remaining_now = math.max(limit - used, 0)
-  local reset = 0
-  if current > 0 then
-    reset = weight + period_ns
-  elseif previous > 0 then
-    reset = weight
-  end
-  if cost > limit then
-    return {0, limit, remaining_now, reset, NEVER}
-  end
+  local used, elapsed, weight = window_use(current, previous, index, period)
   if used + cost <= limit then
     add_pending(current_key, cost)
     later(function()
@@ -128,15 +113,8 @@ local function sliding(key, cost, period, limit)
     end)
     return {1, limit, limit - used - cost, weight + period_ns, 0}
   end
-  local retry
-  if current + cost <= limit then
-    -- Wait, within this window, for the previous window's weight to fade.
-    retry = math.max(offset_for(previous, limit - current - cost, period_ns) - elapsed, 0)
-  else
-    -- Only the next window helps: the current count becomes the previous one.
-    retry = weight + offset_for(current, limit - cost, period_ns)
-  end
-  return {0, limit, remaining_now, reset, math.max(retry, 1)}
+  local reset, retry = window_refusal(current, previous, cost, limit, elapsed, weight, period_ns)
+  return {0, limit, math.max(limit - used, 0), reset, retry}
 end
 
 -- Sorted-set counters (sliding log, concurrency): members "<cost>:<nonce>:<i>",

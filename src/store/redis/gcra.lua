@@ -1,14 +1,14 @@
 -- tollgate: one GCRA charge, the common check, without check.lua's
--- machinery for several charges (same arguments, same answer).
--- Runs after prelude.lua.
+-- machinery for several charges (the same answers).
+-- Runs after prelude.lua, before answer.lua.
 --
 -- KEYS[1]  the base key: <prefix>:{<tag>}:<policy>@<algorithm>
 -- ARGV     mode (as check.lua's), cost, emission interval T (ns), capacity
 --          burst*T (ns), burst: only what it reads (each argument costs
 --          Redis time)
 --
--- Answers {allowed, remaining, reset_ns, retry_after_ns}, then in mode "2"
--- the seconds and microseconds of the TIME it used; the store reads them
+-- Answers {allowed, remaining, reset_ns, retry_after_ns} (answer.lua,
+-- placed after it, adds the TIME it used in mode "2"); the store reads them
 -- as check.lua's answer for one charge (it knows the limit).
 
 local key = KEYS[1]
@@ -40,8 +40,3 @@ else
   end
   out = {0, available, base, retry}
 end
-if ARGV[1] == '2' then
-  out[5] = now_s
-  out[6] = now_us
-end
-return out

@@ -2,7 +2,8 @@
 //!
 //! Every script starts with `prelude.lua` (Redis's clock and the helpers
 //! every script shares); those with the sliding window's weighting follow
-//! it with `weights.lua`.
+//! it with `weights.lua`; the lean one-charge scripts end with
+//! `answer.lua`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -31,14 +32,16 @@ pub(super) static CHECK: LazyLock<Script> = LazyLock::new(|| {
 static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
-        include_str!("gcra.lua")
+        include_str!("gcra.lua"),
+        include_str!("answer.lua")
     ))
 });
 /// One fixed-window charge, as [`GCRA_ONE`].
 static FIXED_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
-        include_str!("fixed.lua")
+        include_str!("fixed.lua"),
+        include_str!("answer.lua")
     ))
 });
 
@@ -47,7 +50,8 @@ static SLIDING_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
         include_str!("weights.lua"),
-        include_str!("sliding.lua")
+        include_str!("sliding.lua"),
+        include_str!("answer.lua")
     ))
 });
 

@@ -47,3 +47,39 @@ local function offset_for(count, room, period_ns)
   end
   return period_ns - muldiv(room, period_ns, count)
 end
+
+-- The sliding window counter in window `index` of `period` ms holding
+-- `current` units, after a window of `previous`: the units in use now
+-- (the previous window weighted by the share of it still inside the last
+-- period, rounded up), the ns elapsed in this window and the ns left of it.
+local function window_use(current, previous, index, period)
+  local period_us = period * 1000
+  local elapsed_us = (now_s * 1000000 + now_us) - index * period_us
+  local elapsed = elapsed_us * 1000
+  -- ceil(previous * weight / P) = previous - floor(previous * elapsed / P)
+  local used = previous - muldiv(previous, elapsed_us, period_us) + current
+  return used, elapsed, period * MS - elapsed
+end
+
+-- A refused charge's reset and retry-after (ns) in that window; NEVER for
+-- a cost above the limit.
+local function window_refusal(current, previous, cost, limit, elapsed, weight, period_ns)
+  local reset = 0
+  if current > 0 then
+    reset = weight + period_ns
+  elseif previous > 0 then
+    reset = weight
+  end
+  if cost > limit then
+    return reset, NEVER
+  end
+  local retry
+  if current + cost <= limit then
+    -- Wait, within this window, for the previous window's weight to fade.
+    retry = math.max(offset_for(previous, limit - current - cost, period_ns) - elapsed, 0)
+  else
+    -- Only the next window helps: the current count becomes the previous one.
+    retry = weight + offset_for(current, limit - cost, period_ns)
+  end
+  return reset, math.max(retry, 1)
+end
