@@ -95,15 +95,19 @@ impl Lean {
     /// mode "2" the `TIME` it used, as `check.lua`'s answer for one charge:
     /// `{allowed, allowed, limit, remaining, reset, retry[, secs, micros]}`.
     /// `None` for any other length.
-    fn widen(&self, args: &[String], reply: &[i64]) -> Option<Vec<i64>> {
+    fn widen(limit: i64, reply: &[i64]) -> Option<Vec<i64>> {
         if !matches!(reply.len(), 4 | 6) {
             return None;
         }
-        let limit = args.get(self.limit)?.parse().ok()?;
         let mut out = Vec::with_capacity(reply.len() + 2);
         out.extend([reply[0], reply[0], limit]);
         out.extend_from_slice(&reply[1..]);
         Some(out)
+    }
+
+    /// The limit among `check.lua`'s arguments.
+    fn limit_of(&self, args: &[String]) -> Option<i64> {
+        args.get(self.limit)?.parse().ok()
     }
 }
 
@@ -113,16 +117,22 @@ impl Lean {
 pub(super) async fn run(
     backend: &Backend,
     keys: Vec<String>,
-    args: Vec<String>,
+    mut args: Vec<String>,
     timeout: Duration,
 ) -> Result<Vec<i64>, StoreError> {
     let Some(lean) = lean(&args) else {
         return backend.invoke(&CHECK, keys, args, timeout).await;
     };
-    let sent = lean.sent.iter().map(|&i| args[i].clone()).collect();
+    let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
+    let limit = lean.limit_of(&args).ok_or_else(malformed)?;
+    // Moved out, not copied: the arguments are not needed again.
+    let sent = lean
+        .sent
+        .iter()
+        .map(|&i| std::mem::take(&mut args[i]))
+        .collect();
     let reply: Vec<i64> = backend.invoke(lean.script, keys, sent, timeout).await?;
-    lean.widen(&args, &reply)
-        .ok_or_else(|| StoreError::Unavailable("unexpected answer from the Redis script".into()))
+    Lean::widen(limit, &reply).ok_or_else(malformed)
 }
 
 pub(super) static RELEASE: LazyLock<Script> =
@@ -175,11 +185,14 @@ mod tests {
             ["2", "1", "100", "1000", "10"]
         );
         assert_eq!(
-            l.widen(&gcra, &[1, 9, 100, 0, 1_700_000_000, 5]),
+            Lean::widen(
+                l.limit_of(&gcra).expect("limit"),
+                &[1, 9, 100, 0, 1_700_000_000, 5]
+            ),
             Some(vec![1, 1, 10, 9, 100, 0, 1_700_000_000, 5])
         );
         assert_eq!(
-            l.widen(&gcra, &[0, 0, 50, 7]),
+            Lean::widen(l.limit_of(&gcra).expect("limit"), &[0, 0, 50, 7]),
             Some(vec![0, 0, 10, 0, 50, 7])
         );
         for garbled in [
@@ -189,7 +202,11 @@ mod tests {
             &[1, 2, 3, 4, 5],
             &[1, 2, 3, 4, 5, 6, 7],
         ] {
-            assert_eq!(l.widen(&gcra, garbled), None, "{garbled:?}");
+            assert_eq!(
+                Lean::widen(l.limit_of(&gcra).expect("limit"), garbled),
+                None,
+                "{garbled:?}"
+            );
         }
         // Windows: limit at position 5 of [mode, nonce, f, cost, period, limit, 0, 0].
         let fixed: Vec<String> = ["0", "n", "f", "2", "1000", "30", "0", "0"]
@@ -204,7 +221,7 @@ mod tests {
             ["0", "2", "1000", "30"]
         );
         assert_eq!(
-            l.widen(&fixed, &[1, 28, 5, 0]),
+            Lean::widen(l.limit_of(&fixed).expect("limit"), &[1, 28, 5, 0]),
             Some(vec![1, 1, 30, 28, 5, 0])
         );
     }
