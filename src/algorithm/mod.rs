@@ -3,7 +3,8 @@
 //! Each algorithm is a pure step over its state: given the state, the time and
 //! the cost of a request, it answers an [`Outcome`] and the next state. The
 //! in-memory store runs the step in a compare-and-swap loop on one atomic
-//! word (GCRA, fixed window, concurrency) or two (sliding window counter); the
+//! word (GCRA, fixed window, concurrency, and the sliding window counter when
+//! its numbers fit) or two (the sliding window counter otherwise); the
 //! sliding log keeps a bounded list of timestamps under a per-key mutex.
 //! Remote stores run the same steps as server-side scripts.
 //!
@@ -11,7 +12,7 @@
 //! |---|---|---|
 //! | [`Gcra`] (token bucket) | 8 bytes | exact, smooth refill |
 //! | [`FixedWindow`] | 8 bytes | exact per window; up to 2x at a window edge |
-//! | [`SlidingWindow`] | 16 bytes | weighted estimate of the last period |
+//! | [`SlidingWindow`] | 16 bytes ([`PackedSlidingWindow`]: 8, for most quotas) | weighted estimate of the last period |
 //! | [`SlidingLog`] | 16 bytes per request in the period | exact |
 //! | [`Concurrency`] | 8 bytes | exact in-flight count |
 //!
@@ -45,7 +46,7 @@ pub use gcra::Gcra;
 pub use kind::{AlgorithmKind, UnknownAlgorithm};
 pub use outcome::{Outcome, RETRY_NEVER};
 pub use sliding_log::{LogState, SlidingLog, SLIDING_LOG_MAX};
-pub use sliding_window::SlidingWindow;
+pub use sliding_window::{PackedSlidingWindow, SlidingWindow};
 
 use crate::clock::Nanos;
 

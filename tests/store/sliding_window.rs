@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tollgate::algorithm::SlidingWindow;
+use tollgate::algorithm::{PackedSlidingWindow, SlidingWindow};
 use tollgate::clock::Nanos;
 use tollgate::quota::Quota;
 
@@ -100,6 +100,18 @@ proptest! {
         ops in ops(60),
     ) {
         let window = SlidingWindow::new(&quota);
+        let model = Weighted::new(&quota);
+        run_model(&window, model, quota.count(), quota.period_nanos(), start, &ops, &peek_live)?;
+    }
+
+    /// The 64-bit form the in-memory store uses for these quotas.
+    #[test]
+    fn packed_sliding_window_matches_the_weighted_formula(
+        quota in rate_quota(),
+        start in start(),
+        ops in ops(60),
+    ) {
+        let window = PackedSlidingWindow::new(&quota).expect("the generated quotas fit 64 bits");
         let model = Weighted::new(&quota);
         run_model(&window, model, quota.count(), quota.period_nanos(), start, &ops, &peek_live)?;
     }

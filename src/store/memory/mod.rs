@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | GCRA, fixed window | 24 bytes | 24 bytes + the key |
 //! | concurrency | 24 bytes + a 24-byte shared counter | 24 bytes + the key + 24 |
-//! | sliding window counter | 32 bytes | 32 bytes + the key |
+//! | sliding window counter | 24 bytes (32 if its numbers need two words) | 24 bytes + the key (or 32 + the key) |
 //! | sliding log | 64 bytes + 16 per logged request | 64 bytes + the key + 16 per request |
 //!
 //! plus one control byte per slot and the map's spare capacity (a table

@@ -9,7 +9,8 @@ use dashmap::DashMap;
 use super::budget::Budget;
 use crate::algorithm::AlgorithmKind;
 use crate::algorithm::{
-    Algorithm, Concurrency, FixedWindow, Gcra, Outcome, SlidingLog, SlidingWindow,
+    Algorithm, Concurrency, FixedWindow, Gcra, Outcome, PackedSlidingWindow, SlidingLog,
+    SlidingWindow,
 };
 use crate::clock::Nanos;
 use crate::error::StoreError;
@@ -204,6 +205,7 @@ enum Counters {
     Gcra(Keyed<Gcra>),
     FixedWindow(Keyed<FixedWindow>),
     SlidingWindow(Keyed<SlidingWindow>),
+    PackedSlidingWindow(Keyed<PackedSlidingWindow>),
     SlidingLog(Keyed<SlidingLog>),
     Concurrency(Keyed<Concurrency>),
 }
@@ -214,6 +216,7 @@ macro_rules! each {
             Counters::Gcra($keyed) => $body,
             Counters::FixedWindow($keyed) => $body,
             Counters::SlidingWindow($keyed) => $body,
+            Counters::PackedSlidingWindow($keyed) => $body,
             Counters::SlidingLog($keyed) => $body,
             Counters::Concurrency($keyed) => $body,
         }
@@ -227,8 +230,12 @@ impl Table {
             LimitKind::Rate(AlgorithmKind::FixedWindow) => {
                 Counters::FixedWindow(Keyed::new(FixedWindow::new(quota)))
             }
+            // One 64-bit word per key when the quota's numbers fit, two otherwise.
             LimitKind::Rate(AlgorithmKind::SlidingWindow) => {
-                Counters::SlidingWindow(Keyed::new(SlidingWindow::new(quota)))
+                match PackedSlidingWindow::new(quota) {
+                    Some(packed) => Counters::PackedSlidingWindow(Keyed::new(packed)),
+                    None => Counters::SlidingWindow(Keyed::new(SlidingWindow::new(quota))),
+                }
             }
             LimitKind::Rate(AlgorithmKind::SlidingLog) => {
                 Counters::SlidingLog(Keyed::new(SlidingLog::new(quota)))
@@ -260,6 +267,7 @@ impl Table {
             Counters::Gcra(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::FixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::SlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
+            Counters::PackedSlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::SlidingLog(keyed) => keyed.acquire(key, budget, now, cost),
         }
     }
@@ -278,6 +286,7 @@ impl Table {
             Counters::Gcra(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::FixedWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::SlidingWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
+            Counters::PackedSlidingWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::SlidingLog(keyed) => keyed.refund_later(key, charged_at, now, cost),
         }
     }
@@ -288,6 +297,7 @@ impl Table {
             Counters::Gcra(keyed) => keyed.refund(key, charged_at, cost),
             Counters::FixedWindow(keyed) => keyed.refund(key, charged_at, cost),
             Counters::SlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
+            Counters::PackedSlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
             Counters::SlidingLog(keyed) => keyed.refund(key, charged_at, cost),
         }
     }

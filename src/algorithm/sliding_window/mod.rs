@@ -1,3 +1,5 @@
+mod packed;
+
 use portable_atomic::{AtomicU128, Ordering};
 
 use super::cell::update_u128;
@@ -5,13 +7,17 @@ use super::{Algorithm, Outcome, RETRY_NEVER};
 use crate::clock::Nanos;
 use crate::quota::Quota;
 
+pub use packed::PackedSlidingWindow;
+
 /// Sliding window counter: the two-window weighted estimate.
 ///
 /// Counts units in the current fixed window and the one before it; the
 /// estimate of the last `period` is `previous · (remaining share of the
 /// current window) + current`, with the weighted part rounded up so the
 /// estimate never undercounts. State: one 128-bit word (window number,
-/// current count, previous count), updated by compare-and-swap.
+/// current count, previous count), updated by compare-and-swap. When the
+/// window numbers and counts of a quota fit 64 bits,
+/// [`PackedSlidingWindow`] runs the same steps on one 64-bit word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindow {
     period: u64,
@@ -82,6 +88,24 @@ impl SlidingWindow {
         }
     }
 
+    /// The counts after giving back `cost` units charged at `charged_at`;
+    /// `None` when nothing changes (the window has passed, or holds nothing).
+    fn refunded(&self, c: Counts, charged_at: Nanos, cost: u64) -> Option<Counts> {
+        if c.index != charged_at / self.period || c.current == 0 {
+            return None;
+        }
+        Some(Counts {
+            current: c.current - cost.min(c.current),
+            ..c
+        })
+    }
+
+    /// Whether counts stored earlier weigh nothing at `now`.
+    fn idle(&self, stored: Counts, now: Nanos) -> bool {
+        let c = Self::rolled(stored, now / self.period);
+        c.current == 0 && c.previous == 0
+    }
+
     /// The smallest offset into a window at which `ceil(count · (P - e) / P) <= room`.
     fn offset_for(&self, count: u64, room: u64) -> u64 {
         if count <= room {
@@ -93,7 +117,14 @@ impl SlidingWindow {
 
     /// The pure step over the packed state.
     pub fn step(&self, word: u128, now: Nanos, cost: u64) -> (Outcome, Option<u128>) {
-        let counts = Self::rolled(unpack(word), now / self.period);
+        let (outcome, next) = self.step_counts(unpack(word), now, cost);
+        (outcome, next.map(pack))
+    }
+
+    /// The step over unpacked counts, whatever word holds them.
+    #[inline]
+    fn step_counts(&self, stored: Counts, now: Nanos, cost: u64) -> (Outcome, Option<Counts>) {
+        let counts = Self::rolled(stored, now / self.period);
         let window_start = counts.index * self.period;
         let elapsed = now.saturating_sub(window_start).min(self.period - 1);
         let weight = self.period - elapsed;
@@ -120,7 +151,7 @@ impl SlidingWindow {
             let reset = weight + self.period;
             return (
                 Outcome::allow(self.limit, self.limit - used - cost, reset),
-                Some(pack(next)),
+                Some(next),
             );
         }
         let retry = if counts.current + cost <= self.limit {
@@ -153,25 +184,13 @@ impl Algorithm for SlidingWindow {
     }
 
     fn refund(&self, state: &AtomicU128, charged_at: Nanos, cost: u64) {
-        let index = charged_at / self.period;
         update_u128(state, |word| {
-            let c = unpack(word);
-            if c.index != index || c.current == 0 {
-                return ((), None);
-            }
-            (
-                (),
-                Some(pack(Counts {
-                    current: c.current - cost.min(c.current),
-                    ..c
-                })),
-            )
+            ((), self.refunded(unpack(word), charged_at, cost).map(pack))
         });
     }
 
     fn is_idle(&self, state: &AtomicU128, now: Nanos) -> bool {
-        let c = Self::rolled(unpack(state.load(Ordering::Acquire)), now / self.period);
-        c.current == 0 && c.previous == 0
+        self.idle(unpack(state.load(Ordering::Acquire)), now)
     }
 }
 
