@@ -33,7 +33,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            permits: Option<Permits>,
+            permits: Permits,
             after: Option<Box<After>>,
         },
         Answered {
@@ -50,7 +50,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         Self {
             state: State::Called {
                 future,
-                permits: Some(permits),
+                permits,
                 after,
             },
         }
@@ -103,8 +103,7 @@ where
                 // An error drops the permits here: the request is over. It
                 // settles no refund: without an answer, the charge stays.
                 let response = ready!(future.poll(cx))?;
-                let permits = permits.take().unwrap_or_default();
-                Poll::Ready(Ok(finish(response, permits, after.take())))
+                Poll::Ready(Ok(finish(response, std::mem::take(permits), after.take())))
             }
             StateProj::Answered { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok((*response).map(ResponseBody::answer))),

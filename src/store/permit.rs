@@ -2,8 +2,6 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 use crate::algorithm::Concurrency;
 
 /// One held unit of a concurrency limit, given back when dropped.
@@ -58,37 +56,86 @@ impl fmt::Debug for Permit {
 /// The permits of one request; released together when dropped.
 ///
 /// One permit is held inline: a request under one concurrency limit
-/// allocates nothing for it.
+/// allocates nothing for it, and a request under none drops nothing.
 #[derive(Debug, Default)]
 pub struct Permits {
-    held: SmallVec<[Permit; 1]>,
+    held: Held,
+}
+
+#[derive(Debug, Default)]
+enum Held {
+    #[default]
+    None,
+    One(Permit),
+    Many(Vec<Permit>),
 }
 
 impl Permits {
     /// No permit.
     pub fn none() -> Self {
-        Self {
-            held: SmallVec::new(),
-        }
+        Self { held: Held::None }
     }
 
     /// Adds a permit.
     pub fn push(&mut self, permit: Permit) {
-        self.held.push(permit);
+        self.held = match std::mem::take(&mut self.held) {
+            Held::None => Held::One(permit),
+            Held::One(first) => Held::Many(vec![first, permit]),
+            Held::Many(mut all) => {
+                all.push(permit);
+                Held::Many(all)
+            }
+        };
     }
 
     /// How many permits are held.
     pub fn len(&self) -> usize {
-        self.held.len()
+        match &self.held {
+            Held::None => 0,
+            Held::One(_) => 1,
+            Held::Many(all) => all.len(),
+        }
     }
 
     /// Whether no permit is held.
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.len() == 0
     }
 
     /// Releases every permit now.
     pub fn release(&mut self) {
-        self.held.clear();
+        self.held = Held::None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn holds_any_number_and_releases_each_once() {
+        let released = Arc::new(AtomicUsize::new(0));
+        let permit = || {
+            let released = Arc::clone(&released);
+            Permit::from_fn(move || {
+                released.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let mut permits = Permits::none();
+        assert!(permits.is_empty());
+        for held in 1..=3 {
+            permits.push(permit());
+            assert_eq!(permits.len(), held);
+        }
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+        permits.release();
+        assert_eq!(released.load(Ordering::SeqCst), 3);
+        assert!(permits.is_empty());
+
+        permits.push(permit());
+        drop(permits);
+        assert_eq!(released.load(Ordering::SeqCst), 4);
     }
 }
