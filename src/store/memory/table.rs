@@ -90,6 +90,7 @@ impl<A: Algorithm> Keyed<A> {
         known.unwrap_or_else(|| a.peek(&a.new_state(), now, cost))
     }
 
+    #[inline(always)]
     fn acquire(
         &self,
         key: &Key<'_>,
