@@ -37,7 +37,7 @@ pin_project! {
             after: Option<Box<After>>,
         },
         Answered {
-            response: Option<Box<Response<Bytes>>>,
+            response: Option<Response<Bytes>>,
         },
         Waiting {
             future: Boxed<B, E>,
@@ -56,8 +56,8 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    /// The layer's own answer, boxed so the admitted path's future stays small.
-    pub(crate) fn answered(response: Box<Response<Bytes>>) -> Self {
+    /// The layer's own answer.
+    pub(crate) fn answered(response: Response<Bytes>) -> Self {
         Self {
             state: State::Answered {
                 response: Some(response),
@@ -106,7 +106,7 @@ where
                 Poll::Ready(Ok(finish(response, std::mem::take(permits), after.take())))
             }
             StateProj::Answered { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok((*response).map(ResponseBody::answer))),
+                Some(response) => Poll::Ready(Ok(response.map(ResponseBody::answer))),
                 None => Poll::Pending,
             },
             StateProj::Waiting { future } => future.as_mut().poll(cx),

@@ -103,7 +103,7 @@ where
                             let response = inner.call(request).await?;
                             Ok(finish(response, permits, after))
                         }
-                        Conclusion::Answer(response) => Ok((*response).map(ResponseBody::answer)),
+                        Conclusion::Answer(response) => Ok(response.map(ResponseBody::answer)),
                     }
                 }))
             }

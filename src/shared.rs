@@ -85,8 +85,8 @@ pub(crate) enum Conclusion {
         permits: Permits,
         after: Option<Box<After>>,
     },
-    /// Answer this instead (boxed, so the admitted path moves small values).
-    Answer(Box<Response<Bytes>>),
+    /// Answer this instead.
+    Answer(Response<Bytes>),
 }
 
 impl Conclusion {
@@ -214,6 +214,10 @@ impl<St: Store> Shared<St> {
     /// Reads keys and tiers under every rule not in `skip` and asks the
     /// store to take their charges.
     #[inline]
+    #[expect(
+        clippy::result_large_err,
+        reason = "a refusal's answer moves unboxed into the response future: one allocation fewer per 429, measured"
+    )]
     fn charge(
         &self,
         rules: &[Rule<St::Handle>],
@@ -277,6 +281,10 @@ impl<St: Store> Shared<St> {
     /// [`charge`](Self::charge) for the common layer of one rule: no
     /// staging of keys, and a single limit charged straight from the stack.
     #[inline]
+    #[expect(
+        clippy::result_large_err,
+        reason = "a refusal's answer moves unboxed into the response future: one allocation fewer per 429, measured"
+    )]
     fn charge_one(
         &self,
         rule: &Rule<St::Handle>,
@@ -430,7 +438,7 @@ impl<St: Store> Shared<St> {
                 }))
             }
         };
-        Step::Done(Conclusion::Answer(Box::new(response)))
+        Step::Done(Conclusion::Answer(response))
     }
 
     /// Reads the request's keys and tiers under the rules in force and asks
@@ -496,11 +504,11 @@ impl<St: Store> Shared<St> {
         }
     }
 
-    fn answer(&self, rejection: &Rejection<'_>) -> Box<Response<Bytes>> {
-        Box::new(match &self.on_reject {
+    fn answer(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        match &self.on_reject {
             Some(custom) => custom(rejection),
             None => rejection.to_response(),
-        })
+        }
     }
 
     /// The rate-limit fields for a decision.
