@@ -93,6 +93,12 @@ impl Algorithm for SlidingLog {
         log.expire(now, self.period);
         let outcome = self.decide(&log, now, cost);
         if outcome.allowed {
+            if log.entries.capacity() == 0 {
+                // Room for one entry, not the default four: most keys log
+                // few requests, and a million of them would hold 48 bytes
+                // each for nothing. Busier keys grow by doubling as before.
+                log.entries.reserve_exact(1);
+            }
             log.entries.push_back((now, cost));
             log.used += cost;
         }
@@ -144,6 +150,20 @@ mod tests {
         assert!(l.acquire(&st, 11 * S, 1).allowed);
         assert!(!l.is_idle(&st, 20 * S));
         assert!(l.is_idle(&st, 21 * S));
+    }
+
+    #[test]
+    fn a_new_key_holds_room_for_one_entry() {
+        let l = SlidingLog::new(&"100/minute".parse().expect("quota"));
+        let st = l.new_state();
+        let entries = |st: &LogState| st.inner.lock().expect("unpoisoned").entries.capacity();
+        assert_eq!(entries(&st), 0);
+        assert!(l.acquire(&st, S, 1).allowed);
+        assert_eq!(entries(&st), 1);
+        for i in 1..10 {
+            assert!(l.acquire(&st, S + i, 1).allowed);
+        }
+        assert!(entries(&st) >= 10);
     }
 
     #[test]
