@@ -46,14 +46,15 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 #[derive(Clone)]
 pub struct MonotonicClock {
     clock: quanta::Clock,
-    origin: quanta::Instant,
+    /// The source's raw reading at the origin.
+    origin: u64,
 }
 
 impl MonotonicClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
         let clock = quanta::Clock::new();
-        let origin = clock.now();
+        let origin = clock.raw();
         Self { clock, origin }
     }
 }
@@ -75,9 +76,11 @@ impl Clock for MonotonicClock {
     fn now(&self) -> Nanos {
         // Start one second past the origin so that no reading is 0, which
         // the algorithms use for "never seen"; u64 nanoseconds cover 584 years.
-        let elapsed = self.clock.now().saturating_duration_since(self.origin);
-        u64::try_from(elapsed.as_nanos())
-            .unwrap_or(u64::MAX)
+        // Raw readings scaled straight to nanoseconds: no `Duration` on the
+        // way (a reading below the origin, from another core's counter,
+        // counts as the origin).
+        self.clock
+            .delta_as_nanos(self.origin, self.clock.raw())
             .saturating_add(1_000_000_000)
     }
 }
@@ -200,8 +203,25 @@ mod tests {
         let clock = MonotonicClock::new();
         let a = clock.now();
         let b = clock.now();
-        assert!(a > 0);
+        assert!(a >= 1_000_000_000);
         assert!(b >= a);
+    }
+
+    #[test]
+    fn monotonic_clock_counts_nanoseconds() {
+        let clock = MonotonicClock::new();
+        let a = clock.now();
+        let started = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(30));
+        let elapsed = started.elapsed().as_nanos() as u64;
+        let ours = clock.now() - a;
+        // Both readings bracket the standard clock's: ours can only be
+        // slightly longer, never a different scale.
+        let slack = elapsed / 10 + 2_000_000;
+        assert!(
+            ours + slack >= elapsed && ours <= elapsed + slack,
+            "{ours} ns against {elapsed} ns"
+        );
     }
 
     #[test]
