@@ -28,6 +28,12 @@ impl Concurrency {
         update_u64(state, |n| ((), (n > 0).then(|| n - cost.min(n))));
     }
 
+    /// Takes `cost` units from a counter if the limit allows, atomically.
+    #[inline]
+    pub(crate) fn take(&self, state: &AtomicU64, cost: u64) -> Outcome {
+        update_u64(state, |n| self.step(n, cost))
+    }
+
     /// A concurrency limit for a concurrent quota.
     pub fn new(quota: &Quota) -> Self {
         Self {
@@ -74,7 +80,7 @@ impl Algorithm for Concurrency {
     }
 
     fn acquire(&self, state: &Arc<AtomicU64>, _now: Nanos, cost: u64) -> Outcome {
-        update_u64(state, |n| self.step(n, cost))
+        self.take(state, cost)
     }
 
     fn peek(&self, state: &Arc<AtomicU64>, _now: Nanos, cost: u64) -> Outcome {

@@ -1,9 +1,8 @@
 use std::fmt;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use crate::algorithm::Concurrency;
+use super::memory::Counter;
 
 /// One held unit of a concurrency limit, given back when dropped.
 pub struct Permit {
@@ -11,18 +10,29 @@ pub struct Permit {
 }
 
 enum Release {
-    /// An in-memory concurrency counter and the units this permit holds.
-    Memory {
-        state: Arc<AtomicU64>,
+    /// An in-memory concurrency counter (under an IP key or a byte key) and
+    /// the units this permit holds.
+    Ip {
+        counter: Arc<Counter<[u8; 16]>>,
+        cost: u64,
+    },
+    Bytes {
+        counter: Arc<Counter<Box<[u8]>>>,
         cost: u64,
     },
     Custom(Option<Box<dyn FnOnce() + Send + Sync>>),
 }
 
 impl Permit {
-    pub(crate) fn memory(state: Arc<AtomicU64>, cost: u64) -> Self {
+    pub(crate) fn ip_counter(counter: Arc<Counter<[u8; 16]>>, cost: u64) -> Self {
         Self {
-            release: Release::Memory { state, cost },
+            release: Release::Ip { counter, cost },
+        }
+    }
+
+    pub(crate) fn bytes_counter(counter: Arc<Counter<Box<[u8]>>>, cost: u64) -> Self {
+        Self {
+            release: Release::Bytes { counter, cost },
         }
     }
 
@@ -38,7 +48,8 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         match &mut self.release {
-            Release::Memory { state, cost } => Concurrency::release(state, *cost),
+            Release::Ip { counter, cost } => counter.release(*cost),
+            Release::Bytes { counter, cost } => counter.release(*cost),
             Release::Custom(release) => {
                 if let Some(release) = release.take() {
                     release();

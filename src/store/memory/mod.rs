@@ -8,7 +8,7 @@
 //! | state | slot (IP key) | slot (byte key) |
 //! |---|---|---|
 //! | GCRA, fixed window | 24 bytes | 24 bytes + the key |
-//! | concurrency | 24 bytes + a 24-byte shared counter | 24 bytes + the key + 24 |
+//! | concurrency | 8 bytes + a 40-byte shared counter holding the key | 8 bytes + 40 + the key |
 //! | sliding window counter | 24 bytes (32 if its numbers need two words) | 24 bytes + the key (or 32 + the key) |
 //! | sliding log | 64 bytes + 16 per logged request | 64 bytes + the key + 16 per request |
 //!
@@ -35,12 +35,14 @@
 //! the counters of clients already limited.
 
 mod budget;
+mod in_flight;
 mod table;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use self::budget::Budget;
+pub(crate) use self::in_flight::Counter;
 use self::table::Table;
 use super::{Charge, Checked, Never, Permits, Receipt, Store, Verdict};
 use crate::clock::{Clock, MonotonicClock, Nanos};

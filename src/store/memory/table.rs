@@ -7,6 +7,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use super::budget::Budget;
+use super::in_flight::InFlightTable;
 use crate::algorithm::AlgorithmKind;
 use crate::algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, Outcome, PackedSlidingWindow, SlidingLog,
@@ -16,9 +17,9 @@ use crate::clock::Nanos;
 use crate::error::StoreError;
 use crate::key::{Key, KeyRepr};
 use crate::limit::{Limit, LimitKind};
-use crate::store::{Permit, Permits};
+use crate::store::Permits;
 
-type Hasher = foldhash::fast::RandomState;
+pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// IP keys and byte keys live in separate maps, so an API key can never
 /// collide with an address, and IP lookups never touch the heap.
@@ -30,7 +31,7 @@ pub(crate) struct Keyed<A: Algorithm> {
 
 /// An address as 16 bytes (IPv4 mapped into IPv6): a byte array, not a
 /// `u128`, so a map slot needs no 16-byte alignment.
-fn ip_bits(ip: IpAddr) -> [u8; 16] {
+pub(crate) fn ip_bits(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -139,19 +140,21 @@ impl<A: Algorithm> Keyed<A> {
         };
         self.ips.retain(|_, s| keep(s));
         self.bytes.retain(|_, s| keep(s));
-        // A map keeps its capacity after removals: give memory back once
-        // most of it stands empty.
-        if self.ips.capacity() > 4 * self.ips.len().max(1024) {
-            self.ips.shrink_to_fit();
-        }
-        if self.bytes.capacity() > 4 * self.bytes.len().max(1024) {
-            self.bytes.shrink_to_fit();
-        }
+        shrink_if_mostly_empty(&self.ips);
+        shrink_if_mostly_empty(&self.bytes);
         removed
     }
 
     fn len(&self) -> usize {
         self.ips.len() + self.bytes.len()
+    }
+}
+
+/// A map keeps its capacity after removals: give memory back once most of
+/// it stands empty.
+pub(crate) fn shrink_if_mostly_empty<K: Eq + std::hash::Hash, V>(map: &DashMap<K, V, Hasher>) {
+    if map.capacity() > 4 * map.len().max(1024) {
+        map.shrink_to_fit();
     }
 }
 
@@ -208,7 +211,7 @@ enum Counters {
     SlidingWindow(Keyed<SlidingWindow>),
     PackedSlidingWindow(Keyed<PackedSlidingWindow>),
     SlidingLog(Keyed<SlidingLog>),
-    Concurrency(Keyed<Concurrency>),
+    Concurrency(InFlightTable),
 }
 
 macro_rules! each {
@@ -242,7 +245,9 @@ impl Table {
                 Counters::SlidingLog(Keyed::new(SlidingLog::new(quota)))
             }
             LimitKind::Rate(_) => Counters::Gcra(Keyed::new(Gcra::new(quota))),
-            LimitKind::Concurrency => Counters::Concurrency(Keyed::new(Concurrency::new(quota))),
+            LimitKind::Concurrency => {
+                Counters::Concurrency(InFlightTable::new(Concurrency::new(quota)))
+            }
         };
         Self { counters, budget }
     }
@@ -258,13 +263,7 @@ impl Table {
     ) -> Result<Outcome, StoreError> {
         let budget = &*self.budget;
         match &self.counters {
-            Counters::Concurrency(keyed) => keyed.with_state(key, budget, now, |a, s| {
-                let outcome = a.acquire(s, now, cost);
-                if outcome.allowed {
-                    permits.push(Permit::memory(Arc::clone(s), cost));
-                }
-                outcome
-            }),
+            Counters::Concurrency(table) => table.acquire(key, budget, now, cost, permits),
             Counters::Gcra(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::FixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::SlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
