@@ -51,6 +51,7 @@ impl Concurrency {
     }
 
     /// The pure step over the in-flight count.
+    #[inline]
     pub fn step(&self, in_flight: u64, cost: u64) -> (Outcome, Option<u64>) {
         let remaining = self.limit.saturating_sub(in_flight);
         if cost <= remaining {

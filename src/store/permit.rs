@@ -110,14 +110,15 @@ impl Permits {
 
     /// Adds a permit.
     pub fn push(&mut self, permit: Permit) {
-        *self.held = match std::mem::take(&mut *self.held) {
-            Held::None => Held::One(permit),
-            Held::One(first) => Held::Many(vec![first, permit]),
-            Held::Many(mut all) => {
-                all.push(permit);
-                Held::Many(all)
+        match &mut *self.held {
+            Held::None => *self.held = Held::One(permit),
+            Held::Many(all) => all.push(permit),
+            Held::One(_) => {
+                if let Held::One(first) = std::mem::take(&mut *self.held) {
+                    *self.held = Held::Many(vec![first, permit]);
+                }
             }
-        };
+        }
     }
 
     /// How many permits are held.
