@@ -13,11 +13,10 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use super::budget::Budget;
-use super::table::{ip_bits, shrink_if_mostly_empty, Hasher};
+use super::table::{ip_bits, shrink_if_mostly_empty, with_entry, Hasher};
 use crate::algorithm::{Concurrency, Outcome};
 use crate::clock::Nanos;
 use crate::error::StoreError;
@@ -57,6 +56,16 @@ impl CounterKey for Box<[u8]> {
 
 /// A map slot: the shared counter, hashed and compared by its key.
 struct Slot<K>(Arc<Counter<K>>);
+
+impl<K> Slot<K> {
+    /// A counter for a key never seen: nothing in flight.
+    fn fresh(key: K) -> Self {
+        Slot(Arc::new(Counter {
+            in_flight: AtomicU64::new(0),
+            key,
+        }))
+    }
+}
 
 impl<K: Hash> Hash for Slot<K> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -115,18 +124,38 @@ impl InFlightTable {
         cost: u64,
         permits: &mut Permits,
     ) -> Result<Outcome, StoreError> {
-        let take = |counter: &AtomicU64| self.limit.take(counter, cost);
         match key.repr() {
             KeyRepr::Ip(ip) => {
                 let bits = ip_bits(*ip);
-                charge(&self.ips, &bits, || bits, budget, now, cost, permits, take)
+                let fresh = || (Slot::fresh(bits), ());
+                with_entry(&self.ips, &bits, fresh, budget, now, |slot, ()| {
+                    self.take(&slot.0, cost, permits)
+                })
             }
             KeyRepr::Bytes(bytes) => {
                 let bytes: &[u8] = bytes;
-                let owned = || Box::from(bytes);
-                charge(&self.bytes, bytes, owned, budget, now, cost, permits, take)
+                let fresh = || (Slot::fresh(Box::from(bytes)), ());
+                with_entry(&self.bytes, bytes, fresh, budget, now, |slot, ()| {
+                    self.take(&slot.0, cost, permits)
+                })
             }
         }
+    }
+
+    /// Takes `cost` units from `counter` if the limit allows; an admitted
+    /// request gets the permit that gives them back.
+    #[inline]
+    fn take<K: CounterKey>(
+        &self,
+        counter: &Arc<Counter<K>>,
+        cost: u64,
+        permits: &mut Permits,
+    ) -> Outcome {
+        let outcome = self.limit.take(&counter.in_flight, cost);
+        if outcome.allowed {
+            permits.push(K::permit(Arc::clone(counter), cost));
+        }
+        outcome
     }
 
     /// What `acquire` would answer, without taking anything or inserting
@@ -165,58 +194,6 @@ impl InFlightTable {
 
     pub(crate) fn len(&self) -> usize {
         self.ips.len() + self.bytes.len()
-    }
-}
-
-/// Takes units from the counter under `key` in `map`, inserting a fresh
-/// counter (and taking one unit of the key budget) when the key is new. A
-/// known key takes only a shard read lock, which is held while the units
-/// are taken, so a sweep (which needs the write lock) never forgets a
-/// counter a request is charging.
-#[inline]
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call per key type; the charge's parts stay on the stack"
-)]
-fn charge<K, Q>(
-    map: &DashMap<Slot<K>, (), Hasher>,
-    key: &Q,
-    owned: impl FnOnce() -> K,
-    budget: &Budget,
-    now: Nanos,
-    cost: u64,
-    permits: &mut Permits,
-    take: impl Fn(&AtomicU64) -> Outcome,
-) -> Result<Outcome, StoreError>
-where
-    K: CounterKey + Hash + Eq,
-    Q: Hash + Eq + ?Sized,
-    Slot<K>: Borrow<Q>,
-{
-    let mut charged = |counter: &Arc<Counter<K>>| {
-        let outcome = take(&counter.in_flight);
-        if outcome.allowed {
-            permits.push(K::permit(Arc::clone(counter), cost));
-        }
-        outcome
-    };
-    if let Some(slot) = map.get(key) {
-        return Ok(charged(&slot.key().0));
-    }
-    budget.reserve(now)?;
-    let fresh = Slot(Arc::new(Counter {
-        in_flight: AtomicU64::new(0),
-        key: owned(),
-    }));
-    match map.entry(fresh) {
-        Entry::Occupied(e) => {
-            budget.release(1);
-            Ok(charged(&e.key().0))
-        }
-        Entry::Vacant(e) => {
-            let slot = e.insert(());
-            Ok(charged(&slot.key().0))
-        }
     }
 }
 
@@ -302,15 +279,9 @@ mod tests {
 
     #[test]
     fn a_slot_hashes_as_the_key_it_is_looked_up_by() {
-        let bytes = Slot(Arc::new(Counter {
-            in_flight: AtomicU64::new(0),
-            key: Box::<[u8]>::from(&b"ak_0123"[..]),
-        }));
+        let bytes = Slot::fresh(Box::<[u8]>::from(&b"ak_0123"[..]));
         assert_eq!(hash_of(&bytes), hash_of(&b"ak_0123"[..]));
-        let ip = Slot(Arc::new(Counter {
-            in_flight: AtomicU64::new(0),
-            key: [7u8; 16],
-        }));
+        let ip = Slot::fresh([7u8; 16]);
         assert_eq!(hash_of(&ip), hash_of(&[7u8; 16]));
     }
 }

@@ -57,23 +57,17 @@ impl<A: Algorithm> Keyed<A> {
         now: Nanos,
         f: impl FnOnce(&A, &A::State) -> R,
     ) -> Result<R, StoreError> {
-        let algorithm = &self.algorithm;
+        let a = &self.algorithm;
         match key.repr() {
             KeyRepr::Ip(ip) => {
                 let bits = ip_bits(*ip);
-                with_entry(&self.ips, &bits, || bits, algorithm, budget, now, f)
+                let fresh = || (bits, a.new_state());
+                with_entry(&self.ips, &bits, fresh, budget, now, |_, s| f(a, s))
             }
             KeyRepr::Bytes(bytes) => {
                 let bytes: &[u8] = bytes;
-                with_entry(
-                    &self.bytes,
-                    bytes,
-                    || Box::from(bytes),
-                    algorithm,
-                    budget,
-                    now,
-                    f,
-                )
+                let fresh = || (Box::from(bytes), a.new_state());
+                with_entry(&self.bytes, bytes, fresh, budget, now, |_, s| f(a, s))
             }
         }
     }
@@ -158,37 +152,39 @@ pub(crate) fn shrink_if_mostly_empty<K: Eq + std::hash::Hash, V>(map: &DashMap<K
     }
 }
 
-/// Runs `f` on the state under `key` in `map`, inserting a fresh state
-/// (and taking one unit of the key budget) when the key is new. A known key
-/// is looked up first and takes only a shard read lock; only a new key is
-/// copied.
+/// Runs `f` on the entry under `key` in `map`, inserting the entry `fresh`
+/// makes (and taking one unit of the key budget) when the key is new. A
+/// known key is looked up first and takes only a shard read lock, held
+/// while `f` runs (so a sweep, which needs the write lock, never forgets an
+/// entry a request is charging); only a new key is copied.
 #[inline]
-fn with_entry<A, K, Q, R>(
-    map: &DashMap<K, A::State, Hasher>,
+pub(crate) fn with_entry<K, V, Q, R>(
+    map: &DashMap<K, V, Hasher>,
     key: &Q,
-    owned: impl FnOnce() -> K,
-    algorithm: &A,
+    fresh: impl FnOnce() -> (K, V),
     budget: &Budget,
     now: Nanos,
-    f: impl FnOnce(&A, &A::State) -> R,
+    f: impl FnOnce(&K, &V) -> R,
 ) -> Result<R, StoreError>
 where
-    A: Algorithm,
     K: Eq + std::hash::Hash + std::borrow::Borrow<Q>,
     Q: Eq + std::hash::Hash + ?Sized,
 {
-    if let Some(state) = map.get(key) {
-        return Ok(f(algorithm, &state));
+    if let Some(entry) = map.get(key) {
+        let (k, v) = entry.pair();
+        return Ok(f(k, v));
     }
     budget.reserve(now)?;
-    match map.entry(owned()) {
+    let (k, v) = fresh();
+    match map.entry(k) {
         Entry::Occupied(e) => {
             budget.release(1);
-            Ok(f(algorithm, e.get()))
+            Ok(f(e.key(), e.get()))
         }
         Entry::Vacant(e) => {
-            let state = e.insert(algorithm.new_state());
-            Ok(f(algorithm, &state))
+            let entry = e.insert(v);
+            let (k, v) = entry.pair();
+            Ok(f(k, v))
         }
     }
 }
