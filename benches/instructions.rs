@@ -4,7 +4,10 @@
 //! `valgrind --tool=callgrind` twice per case (N and N + 100,000 checks) and
 //! divides the difference by 100,000, so setup and warm-up cancel out. The
 //! counts are stable on a noisy machine; record them so a change that grows
-//! the hot path shows up.
+//! the hot path shows up. The script also simulates the caches and counts
+//! last-level data misses per check: the `-1m-keys` cases look up a million
+//! keys in a pseudo-random order, where misses, not instructions, decide
+//! the time.
 //!
 //! Run by hand: `instructions <case> <checks>`; `instructions list` names
 //! the cases.
@@ -30,7 +33,7 @@ use tower::{Layer, Service};
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 
-const CASES: [&str; 14] = [
+const CASES: [&str; 16] = [
     "none-allow",
     "tollgate-gcra-allow",
     "tollgate-gcra-deny",
@@ -41,6 +44,8 @@ const CASES: [&str; 14] = [
     "tollgate-concurrency-allow",
     "governor-allow",
     "governor-deny",
+    "tollgate-gcra-allow-1m-keys",
+    "governor-allow-1m-keys",
     "tollgate-layer-allow",
     "tollgate-layer-429",
     "tower_governor-allow",
@@ -91,6 +96,35 @@ fn measured(checks: u64, mut check: impl FnMut()) {
 fn counted<F: FnMut()>(checks: u64, check: &mut F) {
     for _ in 0..checks {
         check();
+    }
+}
+
+/// Keys in the `-1m-keys` cases.
+const MANY_KEYS: usize = 1_000_000;
+
+/// `ak_` and 16 hex digits, as `benches/check.rs` makes them.
+fn api_keys() -> Vec<String> {
+    (0..MANY_KEYS as u64)
+        .map(|i| format!("ak_{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect()
+}
+
+/// Key indices in a fixed pseudo-random order (xorshift), the same for
+/// every case and run.
+struct Order(u64);
+
+impl Default for Order {
+    fn default() -> Self {
+        Self(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+impl Order {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % MANY_KEYS as u64) as usize
     }
 }
 
@@ -195,6 +229,36 @@ fn main() {
             }
             measured(checks, || {
                 assert_eq!(black_box(limiter.check_key(&key).is_ok()), allow);
+            });
+        }
+        // A million keys in a pseudo-random order: each check misses the
+        // caches, which the script's simulated last-level misses show.
+        "tollgate-gcra-allow-1m-keys" => {
+            let store = MemoryStore::builder().max_keys(MANY_KEYS + 16).build();
+            let handle = store.bind(&Limit::new("case", plenty, AlgorithmKind::Gcra).unwrap());
+            let keys: Vec<Key<'static>> = api_keys()
+                .into_iter()
+                .map(|k| Key::owned(k, "case").unwrap())
+                .collect();
+            let check = |i: usize| {
+                let charge = [Charge::new(&handle, &keys[i], 1)];
+                let Checked::Ready(Ok(verdict)) = store.check(&charge) else {
+                    panic!("no answer")
+                };
+                verdict.decision.is_allowed()
+            };
+            (0..MANY_KEYS).for_each(|i| assert!(check(i)));
+            let mut order = Order::default();
+            measured(checks, || assert!(black_box(check(order.next()))));
+        }
+        "governor-allow-1m-keys" => {
+            let limiter =
+                governor::RateLimiter::keyed(governor::Quota::per_second(NonZeroU32::MAX));
+            let keys = api_keys();
+            (0..MANY_KEYS).for_each(|i| assert!(limiter.check_key(&keys[i]).is_ok()));
+            let mut order = Order::default();
+            measured(checks, || {
+                assert!(black_box(limiter.check_key(&keys[order.next()]).is_ok()));
             });
         }
         "none-allow" => service_case(inner(), 200, false, checks),

@@ -2,7 +2,7 @@ use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use super::memory::Counter;
+use super::memory::{ByteKey, Counter};
 
 /// One held unit of a concurrency limit, given back when dropped.
 pub struct Permit {
@@ -17,7 +17,7 @@ enum Release {
         cost: u64,
     },
     Bytes {
-        counter: Arc<Counter<Box<[u8]>>>,
+        counter: Arc<Counter<ByteKey>>,
         cost: u64,
     },
     Custom(Option<Box<dyn FnOnce() + Send + Sync>>),
@@ -30,7 +30,7 @@ impl Permit {
         }
     }
 
-    pub(crate) fn bytes_counter(counter: Arc<Counter<Box<[u8]>>>, cost: u64) -> Self {
+    pub(crate) fn bytes_counter(counter: Arc<Counter<ByteKey>>, cost: u64) -> Self {
         Self {
             release: Release::Bytes { counter, cost },
         }

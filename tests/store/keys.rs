@@ -65,3 +65,45 @@ fn an_ipv4_address_and_its_ipv6_mapped_form_share_a_counter() {
     assert_eq!(room(&store, &limit, &other_v6, 2), 2);
     assert_eq!(store.len(), 1);
 }
+
+/// Short byte keys are kept inside their map slot and long ones on the heap
+/// (the boundary is 22 bytes): keys of every length around it, and keys
+/// that differ only in a trailing zero byte, each keep their own counter,
+/// are found again, and are forgotten once idle.
+#[test]
+fn byte_keys_of_every_length_keep_their_own_counters() {
+    for spec in ALL_SPECS {
+        let clock = tollgate::clock::ManualClock::new();
+        let store = store(&clock);
+        let limit = store.bind(&spec.limit("per-key", 2));
+        let mut keys: Vec<Vec<u8>> = (1..=40).map(|len| vec![b'k'; len]).collect();
+        keys.extend((1..=40).map(|len| {
+            let mut key = vec![b'k'; len - 1];
+            key.push(0);
+            key
+        }));
+        let mut held = Vec::new();
+        for bytes in &keys {
+            let key = Key::borrowed(bytes, "raw").expect("key");
+            let verdict = crate::support::check(&store, &[Charge::new(&limit, &key, 1)]);
+            let verdict = verdict.expect("answered");
+            assert!(
+                verdict.decision.is_allowed(),
+                "{spec:?} {} bytes",
+                bytes.len()
+            );
+            held.push(verdict);
+        }
+        assert_eq!(store.len(), keys.len(), "{spec:?}: one counter per key");
+        for bytes in &keys {
+            let key = Key::borrowed(bytes, "raw").expect("key");
+            assert_eq!(room(&store, &limit, &key, 2), 1, "{spec:?} {bytes:?}");
+        }
+        drop(held);
+        if spec != Spec::Concurrent {
+            clock.advance(std::time::Duration::from_secs(3600));
+        }
+        assert_eq!(store.sweep(), keys.len(), "{spec:?}: every key idle");
+        assert!(store.is_empty(), "{spec:?}");
+    }
+}

@@ -3,21 +3,21 @@
 //! # Memory per key
 //!
 //! Each limit keeps a table; a key costs, in each table it is charged in,
-//! one map slot plus, for byte keys, a heap copy of the key:
+//! one map slot. A byte key of up to 22 bytes (an `ak_` key with 16 hex
+//! digits is 19) is kept inside its slot; a longer one adds a heap copy.
 //!
 //! | state | slot (IP key) | slot (byte key) |
 //! |---|---|---|
-//! | GCRA, fixed window | 24 bytes | 24 bytes + the key |
-//! | concurrency | 8 bytes + a 40-byte shared counter holding the key | 8 bytes + 40 + the key |
-//! | sliding window counter | 24 bytes (32 if its numbers need two words) | 24 bytes + the key (or 32 + the key) |
-//! | sliding log | 64 bytes + 16 per logged request | 64 bytes + the key + 16 per request |
+//! | GCRA, fixed window | 24 bytes | 32 bytes |
+//! | concurrency | 8 bytes + a 40-byte shared counter holding the key | 8 bytes + 48 |
+//! | sliding window counter | 24 bytes (32 if its numbers need two words) | 32 bytes (or 40) |
+//! | sliding log | 64 bytes + 16 per logged request | 72 bytes + 16 per request |
 //!
 //! plus one control byte per slot and the map's spare capacity (a table
 //! doubles when it fills, so between half and seven eighths of its slots
-//! are used); a byte key's heap copy is its length rounded up to the
-//! allocator's size class. `cargo bench --bench memory` measures bytes per
-//! key at a million keys against governor's keyed store; the README shows
-//! its figures.
+//! are used). `cargo bench --bench memory` measures bytes per key at a
+//! million keys against governor's keyed store; the README shows its
+//! figures.
 //!
 //! After a sweep that leaves a table mostly empty, the table is shrunk, so
 //! memory comes back once a burst of clients has gone idle.
@@ -35,6 +35,7 @@
 //! the counters of clients already limited.
 
 mod budget;
+mod byte_key;
 mod in_flight;
 mod table;
 
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::budget::Budget;
+pub(crate) use self::byte_key::ByteKey;
 pub(crate) use self::in_flight::Counter;
 use self::table::Table;
 use super::{Charge, Checked, Never, Permits, Receipt, Store, Verdict};

@@ -7,6 +7,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use super::budget::Budget;
+use super::byte_key::ByteKey;
 use super::in_flight::InFlightTable;
 use crate::algorithm::AlgorithmKind;
 use crate::algorithm::{
@@ -22,11 +23,11 @@ use crate::store::Permits;
 pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// IP keys and byte keys live in separate maps, so an API key can never
-/// collide with an address, and IP lookups never touch the heap.
+/// collide with an address; neither kind of short key touches the heap.
 pub(crate) struct Keyed<A: Algorithm> {
     algorithm: A,
     ips: DashMap<[u8; 16], A::State, Hasher>,
-    bytes: DashMap<Box<[u8]>, A::State, Hasher>,
+    bytes: DashMap<ByteKey, A::State, Hasher>,
 }
 
 /// An address as 16 bytes (IPv4 mapped into IPv6): a byte array, not a
@@ -66,7 +67,7 @@ impl<A: Algorithm> Keyed<A> {
             }
             KeyRepr::Bytes(bytes) => {
                 let bytes: &[u8] = bytes;
-                let fresh = || (Box::from(bytes), a.new_state());
+                let fresh = || (ByteKey::new(bytes), a.new_state());
                 with_entry(&self.bytes, bytes, fresh, budget, now, |_, s| f(a, s))
             }
         }
