@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -33,7 +33,7 @@ use tower::{Layer, Service};
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 
-const CASES: [&str; 16] = [
+const CASES: [&str; 18] = [
     "none-allow",
     "tollgate-gcra-allow",
     "tollgate-gcra-deny",
@@ -44,6 +44,8 @@ const CASES: [&str; 16] = [
     "tollgate-concurrency-allow",
     "governor-allow",
     "governor-deny",
+    "tollgate-gcra-allow-ipv4",
+    "governor-allow-ipv4",
     "tollgate-gcra-allow-1m-keys",
     "governor-allow-1m-keys",
     "tollgate-layer-allow",
@@ -98,6 +100,9 @@ fn counted<F: FnMut()>(checks: u64, check: &mut F) {
         check();
     }
 }
+
+/// The key of the `-ipv4` cases.
+const IPV4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
 
 /// Keys in the `-1m-keys` cases.
 const MANY_KEYS: usize = 1_000_000;
@@ -229,6 +234,25 @@ fn main() {
             }
             measured(checks, || {
                 assert_eq!(black_box(limiter.check_key(&key).is_ok()), allow);
+            });
+        }
+        "tollgate-gcra-allow-ipv4" => {
+            let store = MemoryStore::new();
+            let handle = store.bind(&Limit::new("case", plenty, AlgorithmKind::Gcra).unwrap());
+            let key = Key::ip(IPV4);
+            let charge = [Charge::new(&handle, &key, 1)];
+            measured(checks, || {
+                let Checked::Ready(Ok(verdict)) = store.check(&charge) else {
+                    panic!("no answer")
+                };
+                assert!(black_box(verdict.decision.is_allowed()));
+            });
+        }
+        "governor-allow-ipv4" => {
+            let limiter =
+                governor::RateLimiter::keyed(governor::Quota::per_second(NonZeroU32::MAX));
+            measured(checks, || {
+                assert!(black_box(limiter.check_key(&IPV4).is_ok()));
             });
         }
         // A million keys in a pseudo-random order: each check misses the

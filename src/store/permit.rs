@@ -2,7 +2,7 @@ use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use super::memory::{ByteKey, Counter};
+use super::memory::{ByteKey, Counter, IpKey};
 
 /// One held unit of a concurrency limit, given back when dropped.
 pub struct Permit {
@@ -13,7 +13,7 @@ enum Release {
     /// An in-memory concurrency counter (under an IP key or a byte key) and
     /// the units this permit holds.
     Ip {
-        counter: Arc<Counter<[u8; 16]>>,
+        counter: Arc<Counter<IpKey>>,
         cost: u64,
     },
     Bytes {
@@ -24,7 +24,7 @@ enum Release {
 }
 
 impl Permit {
-    pub(crate) fn ip_counter(counter: Arc<Counter<[u8; 16]>>, cost: u64) -> Self {
+    pub(crate) fn ip_counter(counter: Arc<Counter<IpKey>>, cost: u64) -> Self {
         Self {
             release: Release::Ip { counter, cost },
         }

@@ -16,7 +16,8 @@ use dashmap::DashMap;
 
 use super::budget::Budget;
 use super::byte_key::ByteKey;
-use super::table::{ip_bits, shrink_if_mostly_empty, with_entry, Hasher};
+use super::ip_key::IpKey;
+use super::table::{shrink_if_mostly_empty, with_entry, Hasher};
 use crate::algorithm::{Concurrency, Outcome};
 use crate::clock::Nanos;
 use crate::error::StoreError;
@@ -42,7 +43,7 @@ pub(crate) trait CounterKey: Sized + Send + Sync + 'static {
     fn permit(counter: Arc<Counter<Self>>, cost: u64) -> Permit;
 }
 
-impl CounterKey for [u8; 16] {
+impl CounterKey for IpKey {
     fn permit(counter: Arc<Counter<Self>>, cost: u64) -> Permit {
         Permit::ip_counter(counter, cost)
     }
@@ -82,15 +83,15 @@ impl<K: PartialEq> PartialEq for Slot<K> {
 impl<K: Eq> Eq for Slot<K> {}
 
 // Lookups by the borrowed key hash it as the slot hashes its own copy:
-// `ByteKey` hashes as `[u8]`, and `[u8; 16]` as itself.
+// `ByteKey` hashes as `[u8]`, and `IpKey` as itself.
 impl Borrow<[u8]> for Slot<ByteKey> {
     fn borrow(&self) -> &[u8] {
         self.0.key.as_bytes()
     }
 }
 
-impl Borrow<[u8; 16]> for Slot<[u8; 16]> {
-    fn borrow(&self) -> &[u8; 16] {
+impl Borrow<IpKey> for Slot<IpKey> {
+    fn borrow(&self) -> &IpKey {
         &self.0.key
     }
 }
@@ -99,7 +100,7 @@ impl Borrow<[u8; 16]> for Slot<[u8; 16]> {
 /// separate maps (as in the other tables).
 pub(crate) struct InFlightTable {
     limit: Concurrency,
-    ips: DashMap<Slot<[u8; 16]>, (), Hasher>,
+    ips: DashMap<Slot<IpKey>, (), Hasher>,
     bytes: DashMap<Slot<ByteKey>, (), Hasher>,
 }
 
@@ -126,9 +127,9 @@ impl InFlightTable {
     ) -> Result<Outcome, StoreError> {
         match key.repr() {
             KeyRepr::Ip(ip) => {
-                let bits = ip_bits(*ip);
-                let fresh = || (Slot::fresh(bits), ());
-                with_entry(&self.ips, &bits, fresh, budget, now, |slot, ()| {
+                let ip = IpKey::new(*ip);
+                let fresh = || (Slot::fresh(ip), ());
+                with_entry(&self.ips, &ip, fresh, budget, now, |slot, ()| {
                     self.take(&slot.0, cost, permits)
                 })
             }
@@ -164,7 +165,7 @@ impl InFlightTable {
         let in_flight = match key.repr() {
             KeyRepr::Ip(ip) => self
                 .ips
-                .get(&ip_bits(*ip))
+                .get(&IpKey::new(*ip))
                 .map(|slot| slot.key().0.in_flight.load(Ordering::Acquire)),
             KeyRepr::Bytes(bytes) => self
                 .bytes
@@ -286,7 +287,7 @@ mod tests {
             hash_of(&Slot::fresh(ByteKey::new(&long))),
             hash_of(&long[..])
         );
-        let ip = Slot::fresh([7u8; 16]);
-        assert_eq!(hash_of(&ip), hash_of(&[7u8; 16]));
+        let key = IpKey::new(std::net::IpAddr::from([7u8; 16]));
+        assert_eq!(hash_of(&Slot::fresh(key)), hash_of(&key));
     }
 }

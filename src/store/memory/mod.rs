@@ -37,6 +37,7 @@
 mod budget;
 mod byte_key;
 mod in_flight;
+mod ip_key;
 mod table;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use std::time::Duration;
 use self::budget::Budget;
 pub(crate) use self::byte_key::ByteKey;
 pub(crate) use self::in_flight::Counter;
+pub(crate) use self::ip_key::IpKey;
 use self::table::Table;
 use super::{Charge, Checked, Never, Permits, Receipt, Store, Verdict};
 use crate::clock::{Clock, MonotonicClock, Nanos};

@@ -1,6 +1,5 @@
 //! One limit's counters: a keyed table per algorithm.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
@@ -9,6 +8,7 @@ use dashmap::DashMap;
 use super::budget::Budget;
 use super::byte_key::ByteKey;
 use super::in_flight::InFlightTable;
+use super::ip_key::IpKey;
 use crate::algorithm::AlgorithmKind;
 use crate::algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, Outcome, PackedSlidingWindow, SlidingLog,
@@ -26,17 +26,8 @@ pub(crate) type Hasher = foldhash::fast::RandomState;
 /// collide with an address; neither kind of short key touches the heap.
 pub(crate) struct Keyed<A: Algorithm> {
     algorithm: A,
-    ips: DashMap<[u8; 16], A::State, Hasher>,
+    ips: DashMap<IpKey, A::State, Hasher>,
     bytes: DashMap<ByteKey, A::State, Hasher>,
-}
-
-/// An address as 16 bytes (IPv4 mapped into IPv6): a byte array, not a
-/// `u128`, so a map slot needs no 16-byte alignment.
-pub(crate) fn ip_bits(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
 }
 
 impl<A: Algorithm> Keyed<A> {
@@ -61,9 +52,9 @@ impl<A: Algorithm> Keyed<A> {
         let a = &self.algorithm;
         match key.repr() {
             KeyRepr::Ip(ip) => {
-                let bits = ip_bits(*ip);
-                let fresh = || (bits, a.new_state());
-                with_entry(&self.ips, &bits, fresh, budget, now, |_, s| f(a, s))
+                let ip = IpKey::new(*ip);
+                let fresh = || (ip, a.new_state());
+                with_entry(&self.ips, &ip, fresh, budget, now, |_, s| f(a, s))
             }
             KeyRepr::Bytes(bytes) => {
                 let bytes: &[u8] = bytes;
@@ -77,7 +68,10 @@ impl<A: Algorithm> Keyed<A> {
     fn peek(&self, key: &Key<'_>, now: Nanos, cost: u64) -> Outcome {
         let a = &self.algorithm;
         let known = match key.repr() {
-            KeyRepr::Ip(ip) => self.ips.get(&ip_bits(*ip)).map(|s| a.peek(&s, now, cost)),
+            KeyRepr::Ip(ip) => self
+                .ips
+                .get(&IpKey::new(*ip))
+                .map(|s| a.peek(&s, now, cost)),
             KeyRepr::Bytes(bytes) => self
                 .bytes
                 .get(bytes.as_ref())
@@ -111,7 +105,7 @@ impl<A: Algorithm> Keyed<A> {
         };
         match key.repr() {
             KeyRepr::Ip(ip) => {
-                if let Some(s) = self.ips.get(&ip_bits(*ip)) {
+                if let Some(s) = self.ips.get(&IpKey::new(*ip)) {
                     refund(&self.algorithm, &s);
                 }
             }
