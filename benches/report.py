@@ -7,6 +7,7 @@ Reads whatever exists of:
   <target>/tollgate-bench/instructions.md                 bash benches/instructions.sh
   <target>/tollgate-bench/memory.json                     cargo bench --bench memory
   <target>/tollgate-bench/http.json                       bash benches/http.sh
+  <target>/tollgate-bench/http-instructions.md            bash benches/http-instructions.sh
   <target>/tollgate-bench/redis.json                      cargo bench --features redis --bench redis
   <target>/tollgate-bench/redis-script-cost.md            bash benches/redis-script-cost.sh
   <target>/tollgate-bench/overload.json                   cargo bench --bench overload
@@ -92,6 +93,7 @@ CMD_MIDDLEWARE = "cargo bench --bench middleware"
 CMD_INSTRUCTIONS = "bash benches/instructions.sh"
 CMD_MEMORY = "cargo bench --bench memory"
 CMD_HTTP = "bash benches/http.sh"
+CMD_HTTP_INSTRUCTIONS = "bash benches/http-instructions.sh"
 CMD_REDIS = "cargo bench --features redis --bench redis"
 CMD_OVERLOAD = "cargo bench --bench overload"
 CMD_ALL = "bash benches/run-all.sh"
@@ -264,6 +266,9 @@ class Results:
         self.instructions, self.instructions_mtime = self._load_text(self.bench_dir / "instructions.md")
         self.memory, self.memory_mtime = self._load_json(self.bench_dir / "memory.json")
         self.http, self.http_mtime = self._load_json(self.bench_dir / "http.json")
+        self.http_instructions, self.http_instructions_mtime = self._load_text(
+            self.bench_dir / "http-instructions.md"
+        )
         self.redis, self.redis_mtime = self._load_json(self.bench_dir / "redis.json")
         self.redis_cost, self.redis_cost_mtime = self._load_text(self.bench_dir / "redis-script-cost.md")
         self.overload, self.overload_mtime = self._load_json(self.bench_dir / "overload.json")
@@ -314,13 +319,24 @@ class Results:
             except (OSError, ValueError, KeyError, TypeError) as err:
                 self.problems.append(f"skipped unreadable criterion result {bj.parent}: {err}")
 
+    def http_instructions_relative(self, mode: str) -> float | None:
+        """No limiter's server instructions per request over `mode`'s, from
+        http-instructions.md (a markdown table: mode, instructions, ...)."""
+        counts = {}
+        for line in (self.http_instructions or "").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 2 and cells[1].isdigit():
+                counts[cells[0]] = int(cells[1])
+        none, this = counts.get("none"), counts.get(mode)
+        return none / this if none and this else None
+
     def _load_text(self, path: Path) -> tuple[str | None, float | None]:
         try:
             text = path.read_text().strip()
         except OSError:
             return None, None
         if not text:
-            self.problems.append(f"{path} is empty (instructions.sh failed?)")
+            self.problems.append(f"{path} is empty (its script failed?)")
             return None, None
         return text, path.stat().st_mtime
 
@@ -852,6 +868,20 @@ def section_http(r: Results) -> str:
             ["l", "r", "r", "r", "r", "r", "r", "r", "l"],
         )
     )
+    out += [
+        "",
+        f"The same server and modes counted instead of timed: `{CMD_HTTP_INSTRUCTIONS}` runs each "
+        "server under callgrind and counts the instructions its process executes (user space: "
+        "parsing, routing, the limiter, the handler, writing the answer; not the kernel's "
+        "socket work) for 1,000 requests over one kept-alive connection after 200 of warm-up. "
+        "*Relative to none* is none's count over the mode's, read like the requests/s ratio. "
+        "These counts repeat from run to run where the table above moves by a third.",
+        "",
+    ]
+    if r.http_instructions is None:
+        out.append(f"{NOT_RUN}.")
+    else:
+        out += [measured_line([r.http_instructions_mtime]), "", r.http_instructions]
     return "\n".join(out)
 
 
@@ -1220,7 +1250,14 @@ def results_span(r: Results) -> str:
     times = [e.mtime for e in r.criterion.values()]
     times += [
         t
-        for t in (r.instructions_mtime, r.memory_mtime, r.http_mtime, r.redis_mtime, r.overload_mtime)
+        for t in (
+            r.instructions_mtime,
+            r.memory_mtime,
+            r.http_mtime,
+            r.http_instructions_mtime,
+            r.redis_mtime,
+            r.overload_mtime,
+        )
         if t is not None
     ]
     if not times:
@@ -1293,6 +1330,17 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
             )
     else:
         rows.append(["HTTP requests/s relative to no limiter", NOT_RUN, NOT_RUN, DASH])
+    for kind in ("allow", "deny"):
+        a, b = r.http_instructions_relative(f"tollgate-{kind}"), r.http_instructions_relative(f"tower_governor-{kind}")
+        rows.append(
+            [
+                f"HTTP server instructions per request, {'allowed' if kind == 'allow' else '429'}: "
+                "no limiter's over the mode's (callgrind)",
+                fmt_ratio(a, 3) if a else NOT_RUN,
+                fmt_ratio(b, 3) if b else NOT_RUN,
+                DASH,
+            ]
+        )
     for c in REDIS_CONCURRENCY:
         a, b = r.redis_rate("store-allow", c), r.redis_rate("floor", c)
         rows.append(
@@ -1365,7 +1413,7 @@ def readme_region(r: Results, gs: list[Goal], m: dict, commit: str, now: str) ->
         "",
         f"Reproduce everything with `{CMD_ALL}` (skip steps with `SKIP=\"http memory\"`), or one "
         f"at a time: `cargo bench --bench check`, `{CMD_MIDDLEWARE}`, `{CMD_INSTRUCTIONS}`, "
-        f"`{CMD_MEMORY}`, `{CMD_HTTP}`, `{CMD_REDIS}`, `{CMD_OVERLOAD}`, then `python3 benches/report.py` to rewrite this section.",
+        f"`{CMD_MEMORY}`, `{CMD_HTTP}`, `{CMD_HTTP_INSTRUCTIONS}`, `{CMD_REDIS}`, `{CMD_OVERLOAD}`, then `python3 benches/report.py` to rewrite this section.",
         "",
         "All tables, with the command behind each: [benches/RESULTS.md](benches/RESULTS.md). "
         "Chart: [benches/chart.svg](benches/chart.svg).",

@@ -10,13 +10,13 @@
 #   RUNS=1 bash benches/run-all.sh                 # one round of check and middleware (default 3)
 #
 # Steps, in order: check and middleware (interleaved rounds), instructions,
-# memory, http, redis, redis-cost, overload, report.
+# memory, http, http-instructions, redis, redis-cost, overload, report.
 # The redis step starts its own redis-server on a free loopback port (or
 # uses REDIS_URL), so it needs redis-server on PATH; redis-cost starts its
 # own too, and installs redis-server / redis-tools if missing.
 # Results go to ${CARGO_TARGET_DIR:-target}/criterion (check, middleware) and
 # ${CARGO_TARGET_DIR:-target}/tollgate-bench/ (instructions.md, memory.json,
-# http.json, redis.json, redis-script-cost.md, overload.json); a skipped step leaves its previous results, if any, in place,
+# http.json, http-instructions.md, redis.json, redis-script-cost.md, overload.json); a skipped step leaves its previous results, if any, in place,
 # and the report shows when each set of results was written.
 set -euo pipefail
 
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 out="$target/tollgate-bench"
 
-steps=(check middleware instructions memory http redis redis-cost overload report)
+steps=(check middleware instructions memory http http-instructions redis redis-cost overload report)
 skip_list=${SKIP:-}
 skip=" ${skip_list//,/ } "
 for name in $skip; do
@@ -79,6 +79,12 @@ instructions() {
   cat "$out/instructions.md"
 }
 
+http_instructions() {
+  bash benches/http-instructions.sh > "$out/http-instructions.md.tmp"
+  mv "$out/http-instructions.md.tmp" "$out/http-instructions.md"
+  cat "$out/http-instructions.md"
+}
+
 redis_cost() {
   bash benches/redis-script-cost.sh > "$out/redis-script-cost.md.tmp"
   mv "$out/redis-script-cost.md.tmp" "$out/redis-script-cost.md"
@@ -123,6 +129,7 @@ fi
 step instructions instructions
 step memory cargo bench --bench memory
 step http http
+step http-instructions http_instructions
 step redis cargo bench --features redis --bench redis
 step redis-cost redis_cost
 step overload cargo bench --bench overload
