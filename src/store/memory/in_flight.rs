@@ -4,8 +4,9 @@
 //!
 //! A permit holds that allocation, so it gives its units back without
 //! looking the key up again; and since the key sits beside the count, the
-//! slot needs no copy of its own: 8 bytes a slot and 48 for the shared
-//! count with the key (a key of more than 22 bytes adds its heap copy).
+//! slot needs no copy of its own: 8 bytes a slot, and 40 bytes for the
+//! shared count with an IP key or 48 with a byte key (a byte key of more
+//! than 22 bytes adds its heap copy).
 
 use std::borrow::Borrow;
 use std::hash::Hash;
