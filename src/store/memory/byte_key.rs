@@ -89,6 +89,9 @@ mod tests {
     use std::collections::HashMap;
     use std::hash::BuildHasher;
 
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
     use super::*;
 
     fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -143,5 +146,22 @@ mod tests {
             assert_eq!(map.get(&key[..]), Some(&i), "len {}", key.len());
         }
         assert_eq!(map.get(&b"y"[..]), None);
+    }
+
+    proptest! {
+        /// Two keys are equal, and hash alike, exactly when their bytes are.
+        #[test]
+        fn equality_and_hash_follow_the_bytes(
+            a in vec(any::<u8>(), 1..48),
+            b in vec(any::<u8>(), 1..48),
+        ) {
+            let (ka, kb) = (ByteKey::new(&a), ByteKey::new(&b));
+            prop_assert_eq!(ka.as_bytes(), &a[..]);
+            prop_assert_eq!(ka == kb, a == b);
+            prop_assert_eq!(hash_of(&ka), hash_of(&a[..]));
+            if a == b {
+                prop_assert_eq!(hash_of(&ka), hash_of(&kb));
+            }
+        }
     }
 }
