@@ -31,26 +31,10 @@ case " $MODES " in *" none "*) ;; *) echo "MODES must include none (the baseline
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
-bin=$(cargo bench --bench http_server --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import sys,json
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="http_server" and m.get("executable"): print(m["executable"])' | tail -n1)
-[ -x "$bin" ] || { echo "build failed; run: cargo bench --bench http_server --no-run" >&2; exit 1; }
-
-if curl -s -o /dev/null "$URL/health"; then
-  echo "something already answers on $URL; set PORT" >&2; exit 1
-fi
-
+# shellcheck source=benches/http-server.sh
+source benches/http-server.sh
+build_http_server
 work=$(mktemp -d)
-server_pid=
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
 trap 'stop_server; rm -rf "$work"' EXIT
 
 # A curl config sending `$1` identical requests over one connection,
@@ -71,12 +55,7 @@ for mode in "${modes[@]}"; do
   (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$work/cg.$mode" \
     "$bin" --mode "$mode" --addr "$HOST:$PORT") 2>"$work/server.log" &
   server_pid=$!
-  for _ in $(seq 600); do
-    curl -s -o /dev/null "$URL/health" && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  curl -s -o /dev/null "$URL/health" || { echo "server ($mode) did not come up" >&2; exit 1; }
+  await_server 600 "$work/server.log"
   curl -s --config "$work/warmup.cfg" >/dev/null
   callgrind_control --zero "$server_pid" >/dev/null
   curl -s --config "$work/measured.cfg" >"$work/status.txt"

@@ -33,12 +33,9 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 
 features=()
 case " $MODES " in *" tiered "*) features=(--features serde) ;; esac
-bin=$(cargo bench --bench http_server --no-run "${features[@]}" --message-format=json 2>/dev/null \
-  | python3 -c 'import sys,json
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="http_server" and m.get("executable"): print(m["executable"])' | tail -n1)
-[ -x "$bin" ] || { echo "build failed; run: cargo bench --bench http_server --no-run" >&2; exit 1; }
+# shellcheck source=benches/http-server.sh
+source benches/http-server.sh
+build_http_server "${features[@]}"
 
 ncpu=$(nproc)
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -49,19 +46,7 @@ echo "load average before: $load_before (near or above 1: other work shares thes
 [ "$ncpu" -ge 2 ] || echo "warning: fewer than 2 CPUs, server and wrk share a core" >&2
 core_wrk=$(( ncpu >= 2 ? 1 : 0 ))
 
-if curl -s -o /dev/null "$URL/health"; then
-  echo "something already answers on $URL; set PORT" >&2; exit 1
-fi
-
 work=$(mktemp -d)
-server_pid=
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
 trap 'stop_server; rm -rf "$work"' EXIT
 
 # CPU time (user + system) the process has used, in clock ticks.
@@ -85,12 +70,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     mode=${modes[$(( (i + round - 1) % n ))]}
     taskset -c 0 "$bin" --mode "$mode" --addr "$HOST:$PORT" 2>"$work/server.log" &
     server_pid=$!
-    for _ in $(seq 100); do
-      curl -s -o /dev/null "$URL/health" && break
-      kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-      sleep 0.1
-    done
-    curl -s -o /dev/null "$URL/health" || { echo "server ($mode) did not come up" >&2; exit 1; }
+    await_server 100 "$work/server.log"
     taskset -c "$core_wrk" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$URL/api/hello" >/dev/null
     ticks_before=$(cpu_ticks "$server_pid")
     taskset -c "$core_wrk" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL/api/hello" >"$work/wrk.txt"

@@ -735,6 +735,13 @@ def section_middleware(r: Results) -> str:
     return "\n".join(out)
 
 
+def saved_table(text: str | None, mtime: float | None) -> list[str]:
+    """A table a script wrote as markdown, under when it was written."""
+    if text is None:
+        return [f"{NOT_RUN}."]
+    return [measured_line([mtime]), "", text]
+
+
 def section_instructions(r: Results) -> str:
     out = [
         "## 4. Instructions per check (callgrind)",
@@ -746,10 +753,7 @@ def section_instructions(r: Results) -> str:
         "N + 100,000 checks under valgrind; the difference / 100,000 is shown.",
         "",
     ]
-    if r.instructions is None:
-        out.append(f"{NOT_RUN}.")
-    else:
-        out += [measured_line([r.instructions_mtime]), "", r.instructions]
+    out += saved_table(r.instructions, r.instructions_mtime)
     return "\n".join(out)
 
 
@@ -878,10 +882,7 @@ def section_http(r: Results) -> str:
         "These counts repeat from run to run where the table above moves by a third.",
         "",
     ]
-    if r.http_instructions is None:
-        out.append(f"{NOT_RUN}.")
-    else:
-        out += [measured_line([r.http_instructions_mtime]), "", r.http_instructions]
+    out += saved_table(r.http_instructions, r.http_instructions_mtime)
     return "\n".join(out)
 
 
