@@ -25,17 +25,19 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 
 redis=src/store/redis
 prelude=$(cat "$redis/prelude.lua")
+deadline=$(cat "$redis/deadline.lua")
 weights=$(cat "$redis/weights.lua")
 answer=$(cat "$redis/answer.lua")
 # The arguments of one charge (quotas nothing reaches: 1e9/second, 1e9 per
-# second-long window): check.lua's (mode "2", a nonce, the algorithm, cost,
-# four parameters), and what the store sends each lean script (mode, cost,
-# the parameters it reads).
-gcra="2 nonce.1 g 1 1 1000000000 1000000000 1000000000"
-fixed="2 nonce.1 f 1 1000 1000000000 0 0"
-sliding="2 nonce.1 s 1 1000 1000000000 0 0"
-gcra_lean="2 1 1 1000000000 1000000000"
-window_lean="2 1 1000 1000000000"
+# second-long window): check.lua's (mode "2" with a deadline far ahead, a
+# nonce, the algorithm, cost, four parameters), and what the store sends
+# each lean script (mode, cost, the parameters it reads).
+mode="2:9000000000000000"
+gcra="$mode nonce.1 g 1 1 1000000000 1000000000 1000000000"
+fixed="$mode nonce.1 f 1 1000 1000000000 0 0"
+sliding="$mode nonce.1 s 1 1000 1000000000 0 0"
+gcra_lean="$mode 1 1 1000000000 1000000000"
+window_lean="$mode 1 1000 1000000000"
 
 # name | script | number of keys | arguments
 rows=(
@@ -49,22 +51,28 @@ local v = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], stamp(1), 'PX', ttl(1))
 return 1|1|$gcra_lean"
   "gcra.lua, the store's one-charge GCRA script|$prelude
+$deadline
 $(cat "$redis/gcra.lua")
 $answer|1|$gcra_lean"
   "check.lua (several charges) with one GCRA charge|$prelude
+$deadline
 $weights
 $(cat "$redis/check.lua")|1|$gcra"
   "fixed.lua, one fixed-window charge|$prelude
+$deadline
 $(cat "$redis/fixed.lua")
 $answer|1|$window_lean"
   "check.lua with one fixed-window charge|$prelude
+$deadline
 $weights
 $(cat "$redis/check.lua")|1|$fixed"
   "sliding.lua, one sliding-window charge|$prelude
+$deadline
 $weights
 $(cat "$redis/sliding.lua")
 $answer|1|$window_lean"
   "check.lua with one sliding-window charge|$prelude
+$deadline
 $weights
 $(cat "$redis/check.lua")|1|$sliding"
 )

@@ -16,7 +16,8 @@
 //! - `floor`: `EVALSHA <sha of "return 1"> 0`, the least a round trip with
 //!   a script can cost;
 //! - `script`: a raw `EVALSHA` of the store's own one-charge GCRA script
-//!   (`prelude.lua` + `gcra.lua` + `answer.lua`) with the arguments the store sends it, over the
+//!   (`prelude.lua` + `deadline.lua` + `gcra.lua` + `answer.lua`) with the arguments the
+//!   store sends it, over the
 //!   same kind of connection as the floor: what Redis's side of a check
 //!   costs, so `store-allow` against it is the client's own overhead and it
 //!   against the floor is the script's;
@@ -51,7 +52,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,10 +79,11 @@ const GOAL: f64 = 0.8;
 /// Units per lease in the leased case (as [`Case::what`] says).
 const LEASE_TOKENS: u64 = 100;
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     Case::Floor,
     Case::Script,
     Case::StoreAllow,
+    Case::StoreAllowDefaults,
     Case::StoreAllowLeased,
     Case::StoreDeny,
     Case::StoreDenyCached,
@@ -92,6 +94,7 @@ enum Case {
     Floor,
     Script,
     StoreAllow,
+    StoreAllowDefaults,
     StoreAllowLeased,
     StoreDeny,
     StoreDenyCached,
@@ -103,6 +106,7 @@ impl Case {
             Case::Floor => "floor",
             Case::Script => "script",
             Case::StoreAllow => "store-allow",
+            Case::StoreAllowDefaults => "store-allow-defaults",
             Case::StoreAllowLeased => "store-allow-leased",
             Case::StoreDeny => "store-deny",
             Case::StoreDenyCached => "store-deny-cached",
@@ -117,6 +121,11 @@ impl Case {
                  the arguments a check sends, one multiplexed connection"
             }
             Case::StoreAllow => "RedisStore GCRA check, allowed (1e9/second)",
+            Case::StoreAllowDefaults => {
+                "RedisStore GCRA check, allowed (1e9/second), the store's default settings \
+                 (timeout, circuit breaker, failure policy): any check not answered by Redis \
+                 is counted"
+            }
             Case::StoreAllowLeased => {
                 "RedisStore GCRA check, allowed (1e9/second), leased mode: TokenLease::new(100)"
             }
@@ -284,6 +293,9 @@ enum Target {
         /// One key per task.
         keys: Arc<[Key<'static>]>,
         allow: bool,
+        /// Store errors counted instead of stopping the bench (the
+        /// defaults case, whose errors are its figure).
+        errors: Option<Arc<AtomicU64>>,
     },
 }
 
@@ -310,9 +322,10 @@ impl Target {
                 let interval = quota.emission_interval_nanos().max(1);
                 let burst = quota.burst().max(1);
                 // What the store sends `gcra.lua`: mode "2" (charge, answer
-                // the TIME), cost, interval, capacity, burst.
+                // the TIME) with a deadline (far ahead here), cost,
+                // interval, capacity, burst.
                 let args = [
-                    "2".to_owned(),
+                    "2:9000000000000000".to_owned(),
                     "1".to_owned(),
                     interval.to_string(),
                     (interval * burst).to_string(),
@@ -328,12 +341,14 @@ impl Target {
                     args: args.into(),
                 }
             }
-            Case::StoreAllow | Case::StoreAllowLeased => {
+            Case::StoreAllow | Case::StoreAllowLeased | Case::StoreAllowDefaults => {
                 let builder = builder();
-                let store = if case == Case::StoreAllowLeased {
-                    builder.leased(TokenLease::new(LEASE_TOKENS))
-                } else {
-                    builder
+                let store = match case {
+                    Case::StoreAllowLeased => builder.leased(TokenLease::new(LEASE_TOKENS)),
+                    Case::StoreAllowDefaults => {
+                        RedisStore::builder(url).prefix(format!("{prefix}:{}:{tasks}", case.name()))
+                    }
+                    _ => builder,
                 }
                 .build()
                 .unwrap();
@@ -343,6 +358,7 @@ impl Target {
                     handle,
                     keys,
                     allow: true,
+                    errors: (case == Case::StoreAllowDefaults).then(Arc::default),
                 }
             }
             Case::StoreDeny | Case::StoreDenyCached => {
@@ -367,6 +383,7 @@ impl Target {
                     handle,
                     keys,
                     allow: false,
+                    errors: None,
                 }
             }
         }
@@ -406,6 +423,19 @@ impl Target {
                 handle,
                 keys,
                 allow,
+                errors: Some(errors),
+            } => match check(store, handle, &keys[task]).await {
+                Ok(allowed) => assert_eq!(allowed, *allow, "the defaults case admits"),
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Target::Store {
+                store,
+                handle,
+                keys,
+                allow,
+                errors: None,
             } => {
                 let allowed = checked(store, handle, &keys[task]).await;
                 assert_eq!(
@@ -419,9 +449,38 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The defaults case's counts so far of checks Redis did not answer.
+    fn faults(&self) -> Option<Faults> {
+        match self {
+            Target::Store {
+                store,
+                errors: Some(errors),
+                ..
+            } => Some(Faults {
+                errors: errors.load(Ordering::Relaxed),
+                fallback: store.fallback_stats().answers,
+                opened: store.breaker_stats().opened,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Faults {
+    fn since(self, base: Faults) -> Faults {
+        Faults {
+            errors: self.errors - base.errors,
+            fallback: self.fallback - base.fallback,
+            opened: self.opened - base.opened,
+        }
+    }
+}
+
 /// The store's one-charge GCRA script, as the store loads it.
 const GCRA_SCRIPT: &str = concat!(
     include_str!("../src/store/redis/prelude.lua"),
+    include_str!("../src/store/redis/deadline.lua"),
     include_str!("../src/store/redis/gcra.lua"),
     include_str!("../src/store/redis/answer.lua")
 );
@@ -447,18 +506,27 @@ async fn connect_and_load(
 
 /// One charging check of cost 1; panics on a store error.
 async fn checked(store: &RedisStore, handle: &RedisHandle, key: &Key<'_>) -> bool {
+    check(store, handle, key)
+        .await
+        .unwrap_or_else(|e| panic!("store check failed: {e}"))
+}
+
+/// One charging check of cost 1: whether it was allowed.
+async fn check(
+    store: &RedisStore,
+    handle: &RedisHandle,
+    key: &Key<'_>,
+) -> Result<bool, tollgate::StoreError> {
     let verdict = match store.check(&[Charge::new(handle, key, 1)]) {
         Checked::Ready(result) => result,
         Checked::Pending(future) => future.await,
     };
-    verdict
-        .unwrap_or_else(|e| panic!("store check failed: {e}"))
-        .decision
-        .is_allowed()
+    verdict.map(|v| v.decision.is_allowed())
 }
 
-/// Runs `tasks` tasks on `target` for `length`; checks per second.
-async fn measure(target: &Target, tasks: usize, length: Duration) -> f64 {
+/// Runs `tasks` tasks on `target` for `length`: checks per second, and
+/// each check's latency in microseconds.
+async fn measure(target: &Target, tasks: usize, length: Duration) -> (f64, Vec<u32>) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
@@ -467,8 +535,12 @@ async fn measure(target: &Target, tasks: usize, length: Duration) -> f64 {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move {
                 let mut n = 0u64;
+                let mut latencies = Vec::with_capacity(1 << 14);
                 while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
                     target.op(task).await;
+                    let micros = began.elapsed().as_micros();
+                    latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
                     n += 1;
                     // The cached deny path never awaits anything pending:
                     // let the timer and the other tasks run.
@@ -476,27 +548,81 @@ async fn measure(target: &Target, tasks: usize, length: Duration) -> f64 {
                         tokio::task::yield_now().await;
                     }
                 }
-                n
+                (n, latencies)
             })
         })
         .collect();
     tokio::time::sleep(length).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = 0u64;
+    let mut all = Vec::new();
     for h in handles {
-        total += h.await.unwrap();
+        let (n, latencies) = h.await.unwrap();
+        total += n;
+        all.extend(latencies);
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    (total as f64 / started.elapsed().as_secs_f64(), all)
 }
 
 // ---------------------------------------------------------------------------
 // Results.
+
+/// A case at one concurrency, as it runs.
+struct Measured {
+    case: Case,
+    tasks: usize,
+    target: Target,
+    faults_base: Faults,
+    rounds: Vec<f64>,
+    latencies: Vec<u32>,
+}
 
 struct Row {
     case: Case,
     concurrency: usize,
     per_round: Vec<f64>,
     floor_median: f64,
+    latency: Latency,
+    /// The defaults case: what was not answered by Redis.
+    faults: Option<Faults>,
+}
+
+/// Percentiles of one case's check latencies over all its rounds, in µs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Latency {
+    samples: usize,
+    p50: u32,
+    p99: u32,
+    p999: u32,
+    max: u32,
+}
+
+impl Latency {
+    fn of(v: &mut [u32]) -> Latency {
+        if v.is_empty() {
+            return Latency::default();
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+        Latency {
+            samples: v.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// Checks of the defaults case that Redis did not answer.
+#[derive(Clone, Copy, Debug, Default)]
+struct Faults {
+    /// Answered with a store error.
+    errors: u64,
+    /// Answered by the local fallback.
+    fallback: u64,
+    /// Times the circuit breaker opened.
+    opened: u64,
 }
 
 impl Row {
@@ -524,20 +650,47 @@ fn report(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| case | concurrency | checks/s (median) | ratio to floor | rounds (checks/s) |"
+        "| case | concurrency | checks/s (median) | ratio to floor | rounds (checks/s) | \
+         latency p50 / p99 / p99.9 / max (µs) |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
     for r in rows {
         let rounds: Vec<String> = r.per_round.iter().map(|v| format!("{v:.0}")).collect();
+        let l = r.latency;
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2}x | {} |",
+            "| {} | {} | {:.0} | {:.2}x | {} | {} / {} / {} / {} |",
             r.case.name(),
             r.concurrency,
             r.median(),
             r.ratio(),
-            rounds.join(", ")
+            rounds.join(", "),
+            l.p50,
+            l.p99,
+            l.p999,
+            l.max
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nWith the store's defaults (timeout {} ms), checks not answered by Redis \
+         (goal: none):\n",
+        tollgate::store::redis::DEFAULT_TIMEOUT.as_millis()
+    );
+    for r in rows {
+        if let Some(f) = r.faults {
+            let _ = writeln!(
+                out,
+                "- {} at concurrency {}: {} checks; {} store errors, {} answered by the \
+                 local fallback, breaker opened {} times",
+                r.case.name(),
+                r.concurrency,
+                r.latency.samples,
+                f.errors,
+                f.fallback,
+                f.opened
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -580,6 +733,18 @@ fn json(rows: &[Row]) -> String {
                 "ratio_to_floor": r.ratio(),
                 "rounds": r.per_round.len(),
                 "checks_per_sec_rounds": r.per_round,
+                "latency_us": {
+                    "samples": r.latency.samples,
+                    "p50": r.latency.p50,
+                    "p99": r.latency.p99,
+                    "p999": r.latency.p999,
+                    "max": r.latency.max,
+                },
+                "not_answered_by_redis": r.faults.map(|f| serde_json::json!({
+                    "store_errors": f.errors,
+                    "fallback_answers": f.fallback,
+                    "breaker_opened": f.opened,
+                })),
             })
         })
         .collect();
@@ -645,12 +810,23 @@ async fn main() {
         for &case in &cases {
             let target = Target::new(case, &server.url, &prefix, tasks).await;
             measure(&target, tasks, warm_up).await;
-            targets.push((case, tasks, target, Vec::with_capacity(rounds)));
+            // The warm-up's answers are not part of the figure.
+            let faults_base = target.faults().unwrap_or_default();
+            targets.push(Measured {
+                case,
+                tasks,
+                target,
+                faults_base,
+                rounds: Vec::with_capacity(rounds),
+                latencies: Vec::new(),
+            });
         }
     }
     for _ in 0..rounds {
-        for (_, tasks, target, results) in &mut targets {
-            results.push(measure(target, *tasks, round).await);
+        for m in &mut targets {
+            let (rate, latencies) = measure(&m.target, m.tasks, round).await;
+            m.rounds.push(rate);
+            m.latencies.extend(latencies);
         }
     }
 
@@ -659,18 +835,21 @@ async fn main() {
         .flat_map(|&c| {
             let floor = targets
                 .iter()
-                .find(|(case, tasks, _, _)| *case == Case::Floor && *tasks == c)
-                .map(|(_, _, _, results)| median(results))
+                .find(|m| m.case == Case::Floor && m.tasks == c)
+                .map(|m| median(&m.rounds))
                 .unwrap();
             targets
-                .iter()
-                .filter(move |(_, tasks, _, _)| *tasks == c)
-                .map(move |(case, tasks, _, results)| Row {
-                    case: *case,
-                    concurrency: *tasks,
-                    per_round: results.clone(),
+                .iter_mut()
+                .filter(|m| m.tasks == c)
+                .map(|m| Row {
+                    case: m.case,
+                    concurrency: m.tasks,
+                    per_round: m.rounds.clone(),
                     floor_median: floor,
+                    latency: Latency::of(&mut m.latencies),
+                    faults: m.target.faults().map(|f| f.since(m.faults_base)),
                 })
+                .collect::<Vec<_>>()
         })
         .collect();
     drop(targets);

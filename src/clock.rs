@@ -21,6 +21,11 @@ use std::time::Duration;
 /// Nanoseconds since a clock's origin.
 pub type Nanos = u64;
 
+/// `d` in nanoseconds, [`u64::MAX`] past it (some 584 years).
+pub(crate) fn nanos_saturating(d: Duration) -> Nanos {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// A monotonic time source.
 ///
 /// `now` is called once per admission decision, so it must be cheap and must

@@ -448,9 +448,15 @@ mod redis {
     fn redis_calls_are_timed_and_failures_counted() {
         let (metrics, codes) = with_recorder(|_| async {
             let store = RedisStore::builder(format!("redis://127.0.0.1:{}/", closed_port()))
+                .no_fallback()
                 .timeout(Duration::from_millis(300))
                 // Opens after 3 failures and stays open for the test.
-                .breaker(3, Duration::from_secs(600), Duration::from_secs(600))
+                .breaker(
+                    tollgate::store::redis::BreakerSettings::new()
+                        .min_calls(3)
+                        .failure_rate(0.75)
+                        .backoff(Duration::from_secs(600), Duration::from_secs(600)),
+                )
                 .build()
                 .expect("store");
             let layer = RateLimitLayer::with_store(

@@ -6,7 +6,7 @@ use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use tollgate::algorithm::AlgorithmKind;
-use tollgate::store::redis::{BreakerState, CircuitOpen};
+use tollgate::store::redis::{BreakerSettings, BreakerState, CircuitOpen};
 use tollgate::store::{Charge, Checked, RedisHandle, RedisStore, Store};
 use tollgate::StoreError;
 
@@ -16,9 +16,15 @@ const TIMEOUT: Duration = Duration::from_millis(50);
 
 fn store(server: &Server, initial: Duration) -> RedisStore {
     RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix())
         .timeout(TIMEOUT)
-        .breaker(3, initial, Duration::from_secs(2))
+        .breaker(
+            BreakerSettings::new()
+                .min_calls(3)
+                .failure_rate(0.75)
+                .backoff(initial, Duration::from_secs(2)),
+        )
         .build()
         .expect("redis store")
 }
@@ -155,10 +161,16 @@ async fn a_failed_probe_doubles_the_backoff() {
 async fn the_over_limit_cache_answers_before_the_breaker() {
     let mut server = Server::own();
     let store = RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix())
         .timeout(TIMEOUT)
         .over_limit_cache(16)
-        .breaker(3, Duration::from_secs(2), Duration::from_secs(2))
+        .breaker(
+            BreakerSettings::new()
+                .min_calls(3)
+                .failure_rate(0.5)
+                .backoff(Duration::from_secs(2), Duration::from_secs(2)),
+        )
         .build()
         .expect("redis store");
     let minute = store.bind(&rate("once", "1/minute", AlgorithmKind::Gcra));
@@ -176,7 +188,8 @@ async fn the_over_limit_cache_answers_before_the_breaker() {
         .is_allowed());
 
     server.kill();
-    fail_calls(&store, &minute, 3).await;
+    // Two successes and two failures: half of the window's four calls.
+    fail_calls(&store, &minute, 2).await;
     assert_eq!(store.breaker_state(), BreakerState::Open);
     let Checked::Ready(Ok(cached)) = store.check(&charge) else {
         panic!("the cache answers");
@@ -189,6 +202,7 @@ async fn the_over_limit_cache_answers_before_the_breaker() {
 async fn without_a_breaker_every_check_calls_redis() {
     let mut server = Server::own();
     let store = RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix())
         .timeout(TIMEOUT)
         .no_breaker()

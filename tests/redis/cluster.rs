@@ -16,6 +16,7 @@ async fn every_algorithm_in_every_slot() {
     let cluster = Cluster::start();
     let prefix = prefix();
     let store = RedisStore::builder(cluster.url())
+        .no_fallback()
         .prefix(prefix.as_str())
         .timeout(Duration::from_secs(2))
         .build()
@@ -134,6 +135,7 @@ async fn checks_over_several_slots_are_all_or_nothing() {
     let cluster = Cluster::start();
     let prefix = prefix();
     let store = RedisStore::builder(cluster.url())
+        .no_fallback()
         .prefix(prefix.as_str())
         .timeout(Duration::from_secs(2))
         .build()
@@ -249,6 +251,7 @@ async fn checks_over_several_slots_are_all_or_nothing() {
 
     // Leased mode over both keys: a lease per slot, spent locally.
     let leased = RedisStore::builder(cluster.url())
+        .no_fallback()
         .prefix(prefix.as_str())
         .timeout(Duration::from_secs(2))
         .leased(TokenLease::new(4))

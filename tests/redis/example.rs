@@ -18,6 +18,7 @@ mod tiered_api;
 async fn start(url: &str, prefix: &str) -> SocketAddr {
     let limits = tiered_api::Limits::from_toml(tiered_api::DEFAULT_CONFIG).expect("config");
     let store = tollgate::store::RedisStore::builder(url)
+        .no_fallback()
         .prefix(prefix)
         .build()
         .expect("store");

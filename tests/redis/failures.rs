@@ -104,6 +104,7 @@ async fn nothing_listening_is_an_error_within_the_timeout() {
     let timeout = Duration::from_millis(30);
     let url = format!("redis://127.0.0.1:{}/", free_port());
     let store = tollgate::store::RedisStore::builder(url)
+        .no_fallback()
         .timeout(timeout)
         .build()
         .expect("store");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tollgate::algorithm::AlgorithmKind;
-use tollgate::store::redis::{BreakerState, FallbackStats};
+use tollgate::store::redis::{BreakerSettings, BreakerState, FallbackStats};
 use tollgate::store::{Charge, Checked, RedisStore, Store};
 use tollgate::ConfigError;
 
@@ -18,10 +18,15 @@ fn store(server: &Server, prefix: &str, fallback: Option<u32>) -> RedisStore {
     let builder = RedisStore::builder(server.url())
         .prefix(prefix)
         .timeout(TIMEOUT)
-        .breaker(3, Duration::from_millis(100), Duration::from_millis(200));
+        .breaker(
+            BreakerSettings::new()
+                .min_calls(3)
+                .failure_rate(0.75)
+                .backoff(Duration::from_millis(100), Duration::from_millis(200)),
+        );
     match fallback {
         Some(instances) => builder.fallback_local(instances),
-        None => builder,
+        None => builder.no_fallback(),
     }
     .build()
     .expect("redis store")

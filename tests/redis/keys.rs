@@ -24,6 +24,7 @@ async fn every_key_has_a_ttl_and_expires() {
     let server = Server::start();
     let prefix = prefix();
     let store = RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix.as_str())
         .timeout(Duration::from_secs(2))
         .concurrency_lease(Duration::from_millis(200))

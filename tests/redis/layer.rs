@@ -79,6 +79,7 @@ async fn answers_like_the_memory_store() {
 
 fn down() -> RedisStore {
     RedisStore::builder(format!("redis://127.0.0.1:{}/", free_port()))
+        .no_fallback()
         .timeout(Duration::from_millis(30))
         .build()
         .expect("store")

@@ -25,6 +25,7 @@ const SEC: Nanos = 1_000_000_000;
 /// A leased store of `tokens` per lease on `prefix`.
 fn leased(server: &Server, prefix: &str, tokens: u64) -> RedisStore {
     RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix)
         .timeout(Duration::from_secs(2))
         .leased(TokenLease::new(tokens))
@@ -84,11 +85,13 @@ fn unusable_leases_are_refused_at_build() {
         TokenLease::new(4).max_keys(0),
     ] {
         let built = RedisStore::builder("redis://127.0.0.1:1/")
+            .no_fallback()
             .leased(lease)
             .build();
         assert!(matches!(built, Err(ConfigError::Store { .. })), "{lease:?}");
     }
     let store = RedisStore::builder("redis://127.0.0.1:1/")
+        .no_fallback()
         .leased(TokenLease::new(4))
         .build()
         .expect("valid");
@@ -412,6 +415,7 @@ async fn gcra_fleet_admits_within_the_bound() {
 async fn units_held_are_spent_while_redis_is_away() {
     let mut server = Server::own();
     let store = RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix())
         .timeout(Duration::from_millis(200))
         .leased(TokenLease::new(4))

@@ -12,6 +12,7 @@
 mod algorithms;
 mod atomicity;
 mod breaker;
+mod chaos;
 mod cluster;
 mod example;
 mod failures;
@@ -20,6 +21,7 @@ mod keys;
 mod layer;
 mod lease;
 mod over_limit;
+mod proxy;
 mod refund;
 mod skew;
 mod support;

@@ -13,6 +13,7 @@ use crate::support::{check, concurrent, key, prefix, rate, Server};
 /// for a test against a killed server.
 fn cached(server: &Server, max_entries: usize) -> RedisStore {
     RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix())
         .timeout(Duration::from_millis(500))
         .over_limit_cache(max_entries)

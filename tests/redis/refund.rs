@@ -157,6 +157,7 @@ fn plans(name: &str, quota: &str, kind: AlgorithmKind) -> Plans {
 /// A store on `url` with a fresh prefix, optionally leased.
 fn store(url: &str, lease: Option<TokenLease>, over_limit_cache: usize) -> RedisStore {
     let builder = RedisStore::builder(url)
+        .no_fallback()
         .prefix(prefix())
         .timeout(Duration::from_secs(2))
         .over_limit_cache(over_limit_cache);
@@ -395,6 +396,7 @@ async fn a_fixed_window_refund_never_adds_room_to_the_next_window() {
         tokio::time::sleep(Duration::from_nanos(window * PERIOD - now + 20_000_000)).await;
         let prefix = prefix();
         let store = RedisStore::builder(server.url())
+            .no_fallback()
             .prefix(prefix.as_str())
             .timeout(Duration::from_secs(2))
             .build()
@@ -484,6 +486,7 @@ async fn concurrency_limits_are_not_refunded() {
     let mut raw = server.raw().await;
     let prefix = prefix();
     let store = RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix.as_str())
         .timeout(Duration::from_secs(2))
         .build()
@@ -648,6 +651,7 @@ async fn receipts_come_only_with_admissions_redis_charged() {
     let mut server = Server::own();
     let mut raw = server.raw().await;
     let store = RedisStore::builder(server.url())
+        .no_fallback()
         .prefix(prefix())
         .timeout(Duration::from_millis(500))
         .over_limit_cache(16)

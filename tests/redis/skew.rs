@@ -50,6 +50,7 @@ fn skewed_stores(server: &Server, prefix: &str, lease: Option<TokenLease>) -> Ve
         .iter()
         .map(|&offset| {
             let builder = RedisStore::builder(server.url())
+                .no_fallback()
                 .prefix(prefix)
                 .timeout(Duration::from_secs(2))
                 .over_limit_cache(64)

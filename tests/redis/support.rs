@@ -55,11 +55,33 @@ impl Server {
 
     /// Always a server of our own (a test that kills it needs that).
     pub(crate) fn own() -> Server {
-        let own = Own::start(&[], free_port);
+        Self::own_with(&[])
+    }
+
+    /// A server of our own with `extra` `redis-server` arguments.
+    pub(crate) fn own_with(extra: &[&str]) -> Server {
+        let own = Own::start(extra, free_port);
         Server {
             url: format!("redis://127.0.0.1:{}/", own.port),
             own: Some(own),
         }
+    }
+
+    /// Our server's port.
+    pub(crate) fn port(&self) -> u16 {
+        self.own.as_ref().expect("a server of our own").port
+    }
+
+    /// Sends our server `signal` (`STOP`, `CONT`) by PID.
+    pub(crate) fn signal(&self, signal: &str) {
+        let own = self.own.as_ref().expect("a server of our own");
+        let child = own.child.as_ref().expect("our server runs");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", child.id());
     }
 
     /// The URL to connect to.
@@ -99,6 +121,7 @@ impl Server {
     /// A store with this prefix and timeout.
     pub(crate) fn store_with(&self, prefix: &str, timeout: Duration) -> RedisStore {
         RedisStore::builder(self.url.as_str())
+            .no_fallback()
             .prefix(prefix)
             .timeout(timeout)
             .build()

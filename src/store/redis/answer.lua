@@ -2,7 +2,7 @@
 -- sliding.lua), which leaves its figures in `out`: {allowed, remaining,
 -- reset_ns, retry_after_ns}, then in mode "2" the TIME it used.
 
-if ARGV[1] == '2' then
+if mode == '2' then
   out[5] = now_s
   out[6] = now_us
 end

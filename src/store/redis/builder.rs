@@ -6,15 +6,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, BreakerSettings};
 use super::connection::Backend;
+use super::deadline::Deadlines;
 use super::fallback::Fallback;
 use super::lease_slots::LeaseSlots;
 use super::over_limit::OverLimitCache;
 use super::{
-    BreakerConfig, Inner, LocalClock, RedisStore, TokenLease, DEFAULT_BREAKER_INITIAL_BACKOFF,
-    DEFAULT_BREAKER_MAX_BACKOFF, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONCURRENCY_LEASE,
-    DEFAULT_PREFIX, DEFAULT_TIMEOUT,
+    Inner, LocalClock, RedisStore, TokenLease, WhenDown, DEFAULT_CONCURRENCY_LEASE, DEFAULT_PREFIX,
+    DEFAULT_TIMEOUT,
 };
 use crate::clock::{Clock, MonotonicClock};
 use crate::error::ConfigError;
@@ -27,7 +27,7 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     lease: Duration,
     over_limit_cache: usize,
-    breaker: Option<BreakerConfig>,
+    breaker: Option<BreakerSettings>,
     fallback: Option<u32>,
     clock: Option<LocalClock>,
     token_lease: Option<TokenLease>,
@@ -57,12 +57,8 @@ impl RedisStoreBuilder {
             timeout: DEFAULT_TIMEOUT,
             lease: DEFAULT_CONCURRENCY_LEASE,
             over_limit_cache: 0,
-            breaker: Some(BreakerConfig {
-                threshold: DEFAULT_BREAKER_THRESHOLD,
-                initial: DEFAULT_BREAKER_INITIAL_BACKOFF,
-                max: DEFAULT_BREAKER_MAX_BACKOFF,
-            }),
-            fallback: None,
+            breaker: Some(BreakerSettings::new()),
+            fallback: Some(1),
             clock: None,
             token_lease: None,
         }
@@ -79,8 +75,13 @@ impl RedisStoreBuilder {
     }
 
     /// The most a check may take, connecting included (default
-    /// [`DEFAULT_TIMEOUT`], 10 ms); past it the check answers
-    /// [`StoreError::Timeout`](crate::StoreError::Timeout).
+    /// [`DEFAULT_TIMEOUT`], 50 ms, chosen from the call latency measured
+    /// under load: see the [module docs](super#when-redis-is-away-or-slow));
+    /// past it the check is answered by the store's failure policy
+    /// ([`fallback_local`](Self::fallback_local) by default, or
+    /// [`StoreError::Timeout`](crate::StoreError::Timeout) after
+    /// [`no_fallback`](Self::no_fallback)). A script Redis starts later than
+    /// that charges nothing (see the module docs on late scripts).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -108,25 +109,14 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The circuit breaker (on by default, with
-    /// [`DEFAULT_BREAKER_THRESHOLD`], [`DEFAULT_BREAKER_INITIAL_BACKOFF`]
-    /// and [`DEFAULT_BREAKER_MAX_BACKOFF`]): it opens after
-    /// `failure_threshold` consecutive failed calls (at least 1), then lets
-    /// one probe through after `initial_backoff` (above zero), doubled
-    /// after each failed probe up to `max_backoff` (at least the initial
-    /// one). See the [module docs](super#circuit-breaker).
+    /// The circuit breaker's settings (on by default, with
+    /// [`BreakerSettings::new`]'s): it opens when at least a
+    /// `failure_rate` of at least `min_calls` calls over the last `window`
+    /// failed, then lets one probe through after the backoff. See the
+    /// [module docs](super#circuit-breaker).
     #[must_use]
-    pub fn breaker(
-        mut self,
-        failure_threshold: u32,
-        initial_backoff: Duration,
-        max_backoff: Duration,
-    ) -> Self {
-        self.breaker = Some(BreakerConfig {
-            threshold: failure_threshold,
-            initial: initial_backoff,
-            max: max_backoff,
-        });
+    pub fn breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = Some(settings);
         self
     }
 
@@ -138,15 +128,26 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Turns on the local fallback (off by default): while Redis cannot
-    /// answer (the circuit breaker open, or a call timing out or failing),
-    /// checks are answered by a local in-memory limiter enforcing this
-    /// instance's share of each quota, `instances` being how many instances
-    /// share the store (at least 1). See the [module docs](super#fallback)
-    /// for the share's rounding and the admission bound.
+    /// The local fallback, on by default for 1 instance: while Redis
+    /// cannot answer (the circuit breaker open, or a call timing out or
+    /// failing), checks are answered by a local in-memory limiter enforcing
+    /// this instance's share of each quota, `instances` being how many
+    /// instances share the store (at least 1). A Redis outage so leaves the
+    /// service limited, not down. See the [module docs](super#fallback) for
+    /// the share's rounding and the admission bound.
     #[must_use]
     pub fn fallback_local(mut self, instances: u32) -> Self {
         self.fallback = Some(instances);
+        self
+    }
+
+    /// Turns the local fallback off: a check Redis cannot answer is a
+    /// [`StoreError`](crate::StoreError), and the layer answers it by its
+    /// [`OnStoreError`](crate::OnStoreError) policy (503 by default, or
+    /// fail open).
+    #[must_use]
+    pub fn no_fallback(mut self) -> Self {
+        self.fallback = None;
         self
     }
 
@@ -182,9 +183,8 @@ impl RedisStoreBuilder {
     ///
     /// [`ConfigError::Store`] for a URL that cannot be read, a prefix with
     /// braces or of the wrong length, a zero timeout, a lease under 1 ms,
-    /// a breaker with a zero threshold, a zero initial backoff or a
-    /// maximum backoff below the initial one, or a local fallback for 0
-    /// instances.
+    /// breaker settings [`BreakerSettings`] refuses, or a local fallback for
+    /// 0 instances.
     pub fn build(self) -> Result<RedisStore, ConfigError> {
         let refuse = |reason: &str| {
             Err(ConfigError::Store {
@@ -204,16 +204,8 @@ impl RedisStoreBuilder {
         if lease_ms == 0 {
             return refuse("the concurrency lease must be at least 1 ms");
         }
-        if let Some(b) = self.breaker {
-            if b.threshold == 0 {
-                return refuse("the breaker's failure threshold must be at least 1");
-            }
-            if b.initial.is_zero() {
-                return refuse("the breaker's initial backoff must be above zero");
-            }
-            if b.max < b.initial {
-                return refuse("the breaker's maximum backoff must be at least its initial one");
-            }
+        if let Some(reason) = self.breaker.as_ref().and_then(BreakerSettings::invalid) {
+            return refuse(reason);
         }
         if self.fallback == Some(0) {
             return refuse("the local fallback needs at least 1 instance");
@@ -230,6 +222,15 @@ impl RedisStoreBuilder {
         let nonce_base = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
+        let when_down = match self.fallback {
+            Some(instances) => WhenDown::LocalFallback { instances },
+            None => WhenDown::StoreError,
+        };
+        tracing::info!(
+            timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            breaker = self.breaker.is_some(),
+            "Redis rate-limit store: while Redis cannot answer, {when_down}"
+        );
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 backend,
@@ -240,9 +241,10 @@ impl RedisStoreBuilder {
                 nonce_next: AtomicU64::new(0),
                 serial_next: AtomicU64::new(0),
                 over_limit: OverLimitCache::new(self.over_limit_cache, Arc::clone(&clock)),
-                breaker: self.breaker.map(|b| {
-                    Breaker::with_clock(b.threshold, b.initial, b.max, Arc::clone(&clock))
-                }),
+                breaker: self
+                    .breaker
+                    .map(|b| Breaker::with_clock(&b, Arc::clone(&clock))),
+                deadlines: Deadlines::new(),
                 fallback: self.fallback.map(|n| Fallback::new(n, Arc::clone(&clock))),
                 clock,
                 leases: self.token_lease.as_ref().map(LeaseSlots::new),

@@ -1,9 +1,10 @@
 -- tollgate: one admission check over several limits, all or nothing.
--- Runs after prelude.lua (the clock and the helpers every script shares)
--- and weights.lua (the sliding window's weighting).
+-- Runs after prelude.lua (the clock and the helpers every script shares),
+-- deadline.lua (the mode) and weights.lua (the sliding window's weighting).
 --
 -- KEYS[i]  the base key of charge i: <prefix>:{<tag>}:<policy>@<algorithm>
--- ARGV[1]  "1" to charge, "0" to look only (no write at all), "2" to charge
+-- ARGV[1]  the mode (read by deadline.lua, placed before): "1" to charge,
+--          "0" to look only (no write at all), "2" to charge
 --          and append Redis's clock to the answer (for a later rollback)
 -- ARGV[2]  a nonce unique to this check (names sorted-set members)
 -- ARGV[3 + 6 (i - 1) ...]  charge i: algorithm, cost, then four parameters
@@ -29,7 +30,7 @@
 -- of nanoseconds read in two parts; every figure in nanoseconds is an offset
 -- from now, exact while it stays below 2^53 ns (about 104 days).
 
-local charge = ARGV[1] == '1' or ARGV[1] == '2'
+local charge = mode == '1' or mode == '2'
 local nonce = ARGV[2]
 local now_abs_us = now_s * 1000000 + now_us   -- µs since the epoch
 
@@ -276,7 +277,7 @@ if all and charge then
   end
 end
 out[1] = all and 1 or 0
-if ARGV[1] == '2' then
+if mode == '2' then
   out[#out + 1] = now_s
   out[#out + 1] = now_us
 end

@@ -1,6 +1,6 @@
 -- tollgate: one fixed-window charge, without check.lua's machinery for
--- several charges (the same answers). Runs after prelude.lua, before
--- answer.lua.
+-- several charges (the same answers). Runs after prelude.lua and
+-- deadline.lua, before answer.lua.
 --
 -- KEYS[1]  the base key: <prefix>:{<tag>}:<policy>@<algorithm>
 -- ARGV     mode (as check.lua's), cost, period (ms), limit: only what it
@@ -20,7 +20,7 @@ local used = math.min(tonumber(redis.call('GET', window) or '0'), limit)
 local reset = ((index + 1) * period - now_ms) * MS - past_ms_ns
 local out
 if used + cost <= limit then
-  if ARGV[1] ~= '0' then
+  if mode ~= '0' then
     -- The window's key is new when it holds only this charge: its TTL,
     -- set then, outlives the window.
     if redis.call('INCRBY', window, int(cost)) == cost then

@@ -1,6 +1,6 @@
 -- tollgate: one GCRA charge, the common check, without check.lua's
 -- machinery for several charges (the same answers).
--- Runs after prelude.lua, before answer.lua.
+-- Runs after prelude.lua and deadline.lua, before answer.lua.
 --
 -- KEYS[1]  the base key: <prefix>:{<tag>}:<policy>@<algorithm>
 -- ARGV     mode (as check.lua's), cost, emission interval T (ns), capacity
@@ -25,7 +25,7 @@ end
 local nxt = base + cost * interval
 local out
 if cost <= burst and nxt <= capacity then
-  if ARGV[1] ~= '0' then
+  if mode ~= '0' then
     redis.call('SET', key, stamp(nxt), 'PX', ttl(nxt))
   end
   out = {1, fdiv(capacity - nxt, interval), nxt, 0}

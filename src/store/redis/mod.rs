@@ -146,9 +146,14 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
+//! use tollgate::store::redis::BreakerSettings;
 //! # fn main() -> Result<(), tollgate::ConfigError> {
 //! let store = tollgate::store::RedisStore::builder("redis://127.0.0.1:6379/")
-//!     .breaker(5, Duration::from_millis(50), Duration::from_secs(2))
+//!     .breaker(
+//!         BreakerSettings::new()
+//!             .min_calls(50)
+//!             .backoff(Duration::from_millis(20), Duration::from_millis(500)),
+//!     )
 //!     .build()?;
 //! assert_eq!(store.breaker_state(), tollgate::store::redis::BreakerState::Closed);
 //! # Ok(()) }
@@ -468,6 +473,7 @@
 mod breaker;
 mod builder;
 mod connection;
+mod deadline;
 mod fallback;
 mod future;
 mod handle;
@@ -481,7 +487,11 @@ mod reply;
 mod scripts;
 mod spread;
 
-pub use breaker::{BreakerState, BreakerStats, CircuitOpen};
+pub use breaker::{
+    BreakerSettings, BreakerState, BreakerStats, CircuitOpen, DEFAULT_BREAKER_FAILURE_RATE,
+    DEFAULT_BREAKER_INITIAL_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF, DEFAULT_BREAKER_MIN_CALLS,
+    DEFAULT_BREAKER_WINDOW,
+};
 pub use builder::RedisStoreBuilder;
 pub use fallback::FallbackStats;
 pub use future::CheckFuture;
@@ -497,6 +507,7 @@ use std::time::Duration;
 
 use self::breaker::{Admit, Breaker};
 use self::connection::Backend;
+use self::deadline::Deadlines;
 use self::fallback::{Fallback, LocalCharge};
 use self::handle::Spec;
 use self::lease_slots::LeaseSlots;
@@ -509,8 +520,10 @@ use crate::decision::Decision;
 use crate::error::{ConfigError, StoreError};
 use crate::limit::Limit;
 
-/// The default per-call timeout: 10 ms.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
+/// The default per-call timeout: 50 ms (see the
+/// [module docs](self#when-redis-is-away-or-slow) for the latency it was
+/// chosen from).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// The default key prefix: `tollgate`.
 pub const DEFAULT_PREFIX: &str = "tollgate";
@@ -518,14 +531,40 @@ pub const DEFAULT_PREFIX: &str = "tollgate";
 /// The default lease of a concurrency slot: 60 s.
 pub const DEFAULT_CONCURRENCY_LEASE: Duration = Duration::from_secs(60);
 
-/// The default circuit breaker: open after 3 consecutive failed calls.
-pub const DEFAULT_BREAKER_THRESHOLD: u32 = 3;
+/// What a [`RedisStore`] answers while Redis cannot: its failure policy,
+/// chosen with [`RedisStoreBuilder::fallback_local`] (the default, for 1
+/// instance) or [`RedisStoreBuilder::no_fallback`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WhenDown {
+    /// The local fallback answers: this instance enforces each limit in its
+    /// own memory, the quota divided by `instances` (rounded down, at least
+    /// 1). See the [module docs](self#fallback).
+    LocalFallback {
+        /// How many instances share the store.
+        instances: u32,
+    },
+    /// Checks answer a [`StoreError`], and the layer its
+    /// [`OnStoreError`](crate::OnStoreError) policy (503 by default, or
+    /// fail open).
+    StoreError,
+}
 
-/// The default first backoff of an open circuit breaker: 100 ms.
-pub const DEFAULT_BREAKER_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-
-/// The default longest backoff of an open circuit breaker: 5 s.
-pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
+impl fmt::Display for WhenDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WhenDown::LocalFallback { instances } => write!(
+                f,
+                "checks are answered by the local fallback limiter (each quota divided by \
+                 {instances} instance{})",
+                if *instances == 1 { "" } else { "s" }
+            ),
+            WhenDown::StoreError => {
+                f.write_str("checks answer a store error (the layer's OnStoreError policy applies)")
+            }
+        }
+    }
+}
 
 /// The least time a permit's release may take, whatever the check timeout.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -558,6 +597,8 @@ struct Inner {
     serial_next: AtomicU64,
     over_limit: Option<OverLimitCache>,
     breaker: Option<Breaker>,
+    /// Charging scripts' deadlines on Redis's clock.
+    deadlines: Deadlines,
     fallback: Option<Fallback>,
     /// The local clock: over-limit cache, breaker, fallback, leases.
     clock: LocalClock,
@@ -582,8 +623,8 @@ impl fmt::Debug for RedisStore {
                     .map(OverLimitCache::max_entries),
             )
             .field(
-                "breaker_threshold",
-                &self.inner.breaker.as_ref().map(Breaker::threshold),
+                "breaker_min_calls",
+                &self.inner.breaker.as_ref().map(Breaker::min_calls),
             )
             .field(
                 "fallback_instances",
@@ -620,6 +661,27 @@ impl RedisStore {
     /// The per-call timeout.
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// What checks answer while Redis cannot: the local fallback (the
+    /// default) or a store error.
+    ///
+    /// ```
+    /// use tollgate::store::{redis::WhenDown, RedisStore};
+    /// # fn main() -> Result<(), tollgate::ConfigError> {
+    /// let store = RedisStore::new("redis://127.0.0.1:6379/")?;
+    /// assert_eq!(store.when_down(), WhenDown::LocalFallback { instances: 1 });
+    /// let strict = RedisStore::builder("redis://127.0.0.1:6379/").no_fallback().build()?;
+    /// assert_eq!(strict.when_down(), WhenDown::StoreError);
+    /// # Ok(()) }
+    /// ```
+    pub fn when_down(&self) -> WhenDown {
+        match &self.inner.fallback {
+            Some(fallback) => WhenDown::LocalFallback {
+                instances: fallback.instances(),
+            },
+            None => WhenDown::StoreError,
+        }
     }
 
     /// Checks answered from the over-limit cache, without Redis, since the
@@ -826,6 +888,13 @@ impl Inner {
             probe,
         } = call;
         let charges = keys.len();
+        // Until the answer admits, the concurrency slots this check may have
+        // taken are given back if it ends any other way: a call that timed
+        // out (or was cancelled) may still have taken them in Redis.
+        let mut holds = Unanswered {
+            inner: &self,
+            leases,
+        };
         // Reports the call's answer to the breaker; dropped unanswered (the
         // check cancelled), it hands the probe on.
         let mut report = Report {
@@ -834,7 +903,7 @@ impl Inner {
         };
         #[cfg(feature = "metrics")]
         let started = self.metrics.started();
-        let reply = scripts::run(&self.backend, keys, args, self.timeout).await;
+        let reply = scripts::run(&self.backend, &self.deadlines, keys, args, self.timeout).await;
         #[cfg(feature = "metrics")]
         self.metrics.finished(started, &reply);
         report.answered(reply.is_ok());
@@ -866,6 +935,7 @@ impl Inner {
             }
         }
         let mut permits = Permits::none();
+        let leases = std::mem::take(&mut holds.leases);
         if decision.is_allowed() {
             for lease in leases {
                 let inner = Arc::clone(&self);
@@ -913,6 +983,24 @@ impl Inner {
     }
 }
 
+/// The concurrency slots a check's call may have taken, until its answer
+/// says whether it did: dropped with any left (the call failed, timed out
+/// or was cancelled), it releases them, as permits do. A release of a slot
+/// never taken removes nothing, and it runs after the check's own script on
+/// the same connection.
+struct Unanswered<'a> {
+    inner: &'a Arc<Inner>,
+    leases: Vec<Lease>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        for lease in self.leases.drain(..) {
+            Arc::clone(self.inner).release(lease);
+        }
+    }
+}
+
 /// A call let through by the breaker, until its answer is reported.
 struct Report<'a> {
     breaker: Option<&'a Breaker>,
@@ -933,14 +1021,6 @@ impl Drop for Report<'_> {
             breaker.abandon_probe();
         }
     }
-}
-
-/// The circuit breaker's settings.
-#[derive(Clone, Copy, Debug)]
-struct BreakerConfig {
-    threshold: u32,
-    initial: Duration,
-    max: Duration,
 }
 
 /// What a check sends to Redis, and what it does with the answer.
@@ -1024,20 +1104,14 @@ mod tests {
             RedisStore::builder("redis://127.0.0.1:1/").prefix(""),
             RedisStore::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO),
             RedisStore::builder("redis://127.0.0.1:1/").concurrency_lease(Duration::ZERO),
+            RedisStore::builder("redis://127.0.0.1:1/")
+                .breaker(BreakerSettings::new().min_calls(0)),
+            RedisStore::builder("redis://127.0.0.1:1/")
+                .breaker(BreakerSettings::new().failure_rate(0.0)),
+            RedisStore::builder("redis://127.0.0.1:1/")
+                .breaker(BreakerSettings::new().backoff(Duration::ZERO, Duration::from_secs(1))),
             RedisStore::builder("redis://127.0.0.1:1/").breaker(
-                0,
-                Duration::from_millis(1),
-                Duration::from_secs(1),
-            ),
-            RedisStore::builder("redis://127.0.0.1:1/").breaker(
-                1,
-                Duration::ZERO,
-                Duration::from_secs(1),
-            ),
-            RedisStore::builder("redis://127.0.0.1:1/").breaker(
-                1,
-                Duration::from_secs(2),
-                Duration::from_secs(1),
+                BreakerSettings::new().backoff(Duration::from_secs(2), Duration::from_secs(1)),
             ),
             RedisStore::builder("not a url"),
             RedisStore::builder("redis+cluster://"),

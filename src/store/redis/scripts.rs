@@ -1,9 +1,10 @@
 //! The Lua scripts a check runs, and which one runs it.
 //!
 //! Every script starts with `prelude.lua` (Redis's clock and the helpers
-//! every script shares); those with the sliding window's weighting follow
-//! it with `weights.lua`; the lean one-charge scripts end with
-//! `answer.lua`.
+//! every script shares), then, for the checks, `deadline.lua` (a charging
+//! check's deadline, and the mode); those with the sliding window's
+//! weighting follow with `weights.lua`; the lean one-charge scripts end
+//! with `answer.lua`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use std::time::Duration;
 use redis::Script;
 
 use super::connection::Backend;
+use super::deadline::Deadlines;
+use super::reply::RedisTime;
 use crate::error::StoreError;
 
 pub(super) const GCRA: &str = "g";
@@ -22,6 +25,7 @@ pub(super) const CONCURRENCY: &str = "c";
 pub(super) static CHECK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
+        include_str!("deadline.lua"),
         include_str!("weights.lua"),
         include_str!("check.lua")
     ))
@@ -32,6 +36,7 @@ pub(super) static CHECK: LazyLock<Script> = LazyLock::new(|| {
 static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
+        include_str!("deadline.lua"),
         include_str!("gcra.lua"),
         include_str!("answer.lua")
     ))
@@ -40,6 +45,7 @@ static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
 static FIXED_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
+        include_str!("deadline.lua"),
         include_str!("fixed.lua"),
         include_str!("answer.lua")
     ))
@@ -49,6 +55,7 @@ static FIXED_ONE: LazyLock<Script> = LazyLock::new(|| {
 static SLIDING_ONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("prelude.lua"),
+        include_str!("deadline.lua"),
         include_str!("weights.lua"),
         include_str!("sliding.lua"),
         include_str!("answer.lua")
@@ -114,26 +121,60 @@ impl Lean {
 /// Runs a check with `check.lua`'s keys and arguments and answers as
 /// `check.lua` does: one GCRA, fixed-window or sliding-window charge runs
 /// its lean script instead, sent only the arguments it reads.
+///
+/// A charging check (mode "2") is sent its deadline (see
+/// [`deadline`](super::deadline)) and its answer's `TIME` feeds the
+/// estimate; a script that started past its deadline charged nothing and
+/// is answered [`StoreError::Timeout`].
 pub(super) async fn run(
     backend: &Backend,
+    deadlines: &Deadlines,
     keys: Vec<String>,
     mut args: Vec<String>,
     timeout: Duration,
 ) -> Result<Vec<i64>, StoreError> {
-    let Some(lean) = lean(&args) else {
-        return backend.invoke(&CHECK, keys, args, timeout).await;
-    };
     let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
-    let limit = lean.limit_of(&args).ok_or_else(malformed)?;
-    // Moved out, not copied: the arguments are not needed again.
-    let sent = lean
-        .sent
-        .iter()
-        .map(|&i| std::mem::take(&mut args[i]))
-        .collect();
-    let reply: Vec<i64> = backend.invoke(lean.script, keys, sent, timeout).await?;
-    Lean::widen(limit, &reply).ok_or_else(malformed)
+    let charging = args.first().is_some_and(|mode| mode == "2");
+    let sent = deadlines.now();
+    if charging {
+        args[0] = deadlines.mode("2", sent, timeout);
+    }
+    let lean = lean(&args);
+    let (reply, limit) = match lean {
+        None => (backend.invoke(&CHECK, keys, args, timeout).await?, None),
+        Some(lean) => {
+            let limit = lean.limit_of(&args).ok_or_else(malformed)?;
+            // Moved out, not copied: the arguments are not needed again.
+            let sent = lean
+                .sent
+                .iter()
+                .map(|&i| std::mem::take(&mut args[i]))
+                .collect();
+            let reply: Vec<i64> = backend.invoke(lean.script, keys, sent, timeout).await?;
+            (reply, Some(limit))
+        }
+    };
+    if let [LATE, secs, micros] = reply[..] {
+        if let Some(time) = RedisTime::read(secs, micros) {
+            deadlines.observe(sent, time);
+        }
+        return Err(StoreError::Timeout(timeout));
+    }
+    if charging {
+        if let [.., secs, micros] = reply[..] {
+            if let Some(time) = RedisTime::read(secs, micros) {
+                deadlines.observe(sent, time);
+            }
+        }
+    }
+    match limit {
+        None => Ok(reply),
+        Some(limit) => Lean::widen(limit, &reply).ok_or_else(malformed),
+    }
 }
+
+/// The first figure of a late script's answer, `{-1, secs, micros}`.
+const LATE: i64 = -1;
 
 pub(super) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("release.lua")));

@@ -1,6 +1,6 @@
 -- tollgate: one sliding-window-counter charge, without check.lua's
 -- machinery for several charges (the same answers). Runs after
--- prelude.lua and weights.lua, before answer.lua.
+-- prelude.lua, deadline.lua and weights.lua, before answer.lua.
 --
 -- KEYS[1]  the base key: <prefix>:{<tag>}:<policy>@<algorithm>
 -- ARGV     mode (as check.lua's), cost, period (ms), limit: only what it
@@ -23,7 +23,7 @@ local period_ns = period * MS
 local used, elapsed, weight = window_use(current, previous, index, period)
 local out
 if used + cost <= limit then
-  if ARGV[1] ~= '0' then
+  if mode ~= '0' then
     -- The window's key is new when it holds only this charge: its TTL,
     -- set then, lasts to the end of the next window, as long as it counts.
     if redis.call('INCRBY', current_key, int(cost)) == cost then

@@ -141,6 +141,7 @@ impl Inner {
         for part in &parts {
             let reply = scripts::run(
                 &self.backend,
+                &self.deadlines,
                 part.keys.clone(),
                 part.args.clone(),
                 self.timeout,
