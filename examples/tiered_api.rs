@@ -304,7 +304,14 @@ async fn quota<St: Store>(layer: RateLimitLayer<St>, request: Request) -> axum::
             }));
             (peeked.headers, body).into_response()
         }
-        Err(tollgate::PeekError::Key(error)) => (error.status(), error.to_string()).into_response(),
+        // Answered as the layer answers: problem+json, and for a store that
+        // cannot answer 503 with Retry-After.
+        Err(tollgate::PeekError::Key(error)) => tollgate::response::Rejection::Key(&error)
+            .to_response()
+            .map(axum::body::Body::from),
+        Err(tollgate::PeekError::Store(error)) => tollgate::response::Rejection::Store(&error)
+            .to_response()
+            .map(axum::body::Body::from),
         Err(error) => (http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
     }
 }
@@ -493,6 +500,11 @@ fn redis_app(
         .prefix("tiered_api")
         .build()?;
     println!("counters: in Redis (shared by every copy using the same server)");
+    println!(
+        "while Redis cannot answer (timeout {} ms): {}",
+        store.timeout().as_millis(),
+        store.when_down()
+    );
     let (router, reloader) = app_reloadable(limits, trusted, store);
     watch(options, reloader);
     Ok(router)

@@ -130,10 +130,17 @@ impl Run {
             "{what}: the fallback still answered {recovery:?} after the fault ended"
         );
         assert_eq!(store.breaker_state(), BreakerState::Closed, "{what}");
+        let mut latencies: Vec<Duration> = self.answers.iter().map(|a| a.latency).collect();
+        latencies.sort_unstable();
+        let p99 = latencies[latencies.len() * 99 / 100];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        // One line the soak (benches/chaos.sh) collects into its table.
         eprintln!(
-            "{what}: {total} answers ({ok} 200, {limited} 429, 0 other), slowest {slowest:?}, \
-             {during} answered by the fallback during the fault, back on Redis {recovery:?} \
-             after it ended"
+            "chaos | {what} | {:.1} s | {total} | {ok} | {limited} | 0 | {:.1} | {:.1} | {during} | {:.0} |",
+            (ended - began).as_secs_f64(),
+            ms(p99),
+            ms(slowest),
+            ms(recovery)
         );
     }
 }
@@ -178,7 +185,7 @@ where
     let monitor = {
         let (store, stop, fallback) = (store.clone(), Arc::clone(&stop), Arc::clone(&fallback));
         tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(300) {
                 let n = store.fallback_stats().answers;
                 fallback
                     .lock()
@@ -248,8 +255,18 @@ async fn raw_command(server: &Server, args: &[&str]) {
 }
 
 const BEFORE: Duration = Duration::from_millis(700);
-const FAULT: Duration = Duration::from_millis(1_500);
 const AFTER: Duration = Duration::from_millis(1_500);
+
+/// How long each fault lasts: 1.5 s, or `TOLLGATE_CHAOS_FAULT_MS` (the
+/// soak, `benches/chaos.sh`, runs them longer).
+fn fault_length() -> Duration {
+    let ms = std::env::var("TOLLGATE_CHAOS_FAULT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_500u64)
+        .clamp(100, 120_000);
+    Duration::from_millis(ms)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_redis_under_64_tasks_answers_every_check() {
@@ -275,13 +292,14 @@ async fn a_healthy_redis_under_64_tasks_answers_every_check() {
             n
         }));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let length = fault_length().max(Duration::from_secs(2));
+    tokio::time::sleep(length).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
     for task in tasks {
         total += task.await.expect("no panic");
     }
-    assert!(total > 1_000, "only {total} requests in 2 s");
+    assert!(total > 1_000, "only {total} requests in {length:?}");
     assert_eq!(
         statuses.load(Ordering::Relaxed),
         0,
@@ -300,7 +318,10 @@ async fn a_healthy_redis_under_64_tasks_answers_every_check() {
         local * 100 <= total,
         "{local} of {total} checks not answered by a healthy Redis"
     );
-    eprintln!("healthy, 64 tasks: {total} requests, {local} answered by the fallback");
+    eprintln!(
+        "chaos | healthy Redis, 64 tasks | {:.1} s | {total} | - | - | 0 | - | - | {local} | - |",
+        length.as_secs_f64()
+    );
     no_permit_left(&server, &prefix).await;
 }
 
@@ -314,7 +335,7 @@ async fn redis_paused_by_sigstop_then_continued() {
         BEFORE,
         || async {
             server.signal("STOP");
-            tokio::time::sleep(FAULT).await;
+            tokio::time::sleep(fault_length()).await;
             server.signal("CONT");
         },
         AFTER,
@@ -335,7 +356,7 @@ async fn redis_killed_then_restarted_on_its_port() {
         BEFORE,
         || async {
             server.lock().expect("server").kill();
-            tokio::time::sleep(FAULT).await;
+            tokio::time::sleep(fault_length()).await;
             server.lock().expect("server").restart();
         },
         AFTER,
@@ -353,9 +374,9 @@ async fn redis_paused_by_client_pause() {
         &store,
         BEFORE,
         || async {
-            let ms = FAULT.as_millis().to_string();
+            let ms = fault_length().as_millis().to_string();
             raw_command(&server, &["CLIENT", "PAUSE", &ms, "ALL"]).await;
-            tokio::time::sleep(FAULT).await;
+            tokio::time::sleep(fault_length()).await;
         },
         AFTER,
     )
@@ -375,7 +396,7 @@ async fn redis_blocked_by_debug_sleep() {
         || async {
             // DEBUG SLEEP blocks the server, and this call, until it ends
             // (redis-cli waits for it without a response timeout).
-            let secs = format!("{:.3}", FAULT.as_secs_f64());
+            let secs = format!("{:.3}", fault_length().as_secs_f64());
             let port = server.port().to_string();
             let status = tokio::task::spawn_blocking(move || {
                 std::process::Command::new("redis-cli")
@@ -406,7 +427,7 @@ async fn every_call_slowed_past_the_timeout() {
         BEFORE,
         || async {
             proxy.delay(DEFAULT_TIMEOUT * 2);
-            tokio::time::sleep(FAULT).await;
+            tokio::time::sleep(fault_length()).await;
             proxy.delay(Duration::ZERO);
         },
         // The proxy's backlog drains after the delay ends.
@@ -494,5 +515,108 @@ async fn an_answer_given_without_redis_is_not_charged_when_redis_resumes() {
         one.fallback_stats().answers + two.fallback_stats().answers,
         1,
         "only the paused check was answered locally"
+    );
+}
+
+/// A Redis Cluster of three primaries with a replica each loses a primary
+/// under load; its replica takes over (after the cluster's node timeout,
+/// 2 s here). Meanwhile the checks of that primary's slots are answered by
+/// the local fallback, in time; afterwards the store follows the new
+/// topology and Redis answers every check again. Admissions per client stay
+/// within the documented bound: what Redis admitted plus the fallback's
+/// share (the quota, for one instance), plus writes the failover lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_primary_lost_under_load_while_its_replica_takes_over() {
+    let mut cluster = crate::support::Cluster::with_replicas(1);
+    let store = RedisStore::builder(cluster.url())
+        .prefix(prefix())
+        .build()
+        .expect("cluster store");
+    // 300 a minute per client: the test lasts well under a minute, so a
+    // client's admissions are bounded by the quota, not by time.
+    const QUOTA: usize = 300;
+    let plans = Plans::single("api", "300/minute").expect("plans");
+    let svc = RateLimitLayer::with_store(plans, store.clone()).layer(Ok200::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let (mut svc, stop) = (svc.clone(), Arc::clone(&stop));
+        tasks.push(tokio::spawn(async move {
+            let peer = format!("198.51.100.{}:4000", client + 1);
+            let (mut ok, mut limited, mut slowest) = (0usize, 0usize, Duration::ZERO);
+            for _ in 0..MAX_PER_CLIENT {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let began = Instant::now();
+                let status = send(&mut svc, from(&peer)).await.status;
+                slowest = slowest.max(began.elapsed());
+                match status {
+                    StatusCode::OK => ok += 1,
+                    StatusCode::TOO_MANY_REQUESTS => limited += 1,
+                    other => panic!("client {client}: answered {other}"),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ok, limited, slowest)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = store.fallback_stats().answers;
+    assert_eq!(before, 0, "a healthy cluster answers every check");
+    let dead = cluster.kill_a_primary();
+    let killed = Instant::now();
+    // The replica takes over: bounded wait for the cluster to heal.
+    while !cluster.healed(dead) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no failover within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let healed = killed.elapsed();
+    // Then the store must follow: the fallback stops answering.
+    let mut last = store.fallback_stats().answers;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        assert!(
+            killed.elapsed() < healed + Duration::from_secs(15),
+            "the store still fell back 15 s after the cluster healed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = store.fallback_stats().answers;
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
+    let followed = killed.elapsed() - Duration::from_secs(1);
+    stop.store(true, Ordering::Relaxed);
+    let mut slowest = Duration::ZERO;
+    let (mut ok, mut limited) = (0, 0);
+    for task in tasks {
+        let (o, l, s) = task.await.expect("no panic in the load");
+        assert!(
+            o <= 2 * QUOTA + QUOTA / 10,
+            "a client was admitted {o} times"
+        );
+        ok += o;
+        limited += l;
+        slowest = slowest.max(s);
+    }
+    assert!(
+        last > 0,
+        "the lost primary's slots were answered by the fallback"
+    );
+    assert!(
+        slowest <= DEFAULT_TIMEOUT + SLACK,
+        "an answer took {slowest:?}"
+    );
+    eprintln!(
+        "chaos | cluster primary killed, replica promoted after {:.1} s | - | {} | {ok} | {limited} | 0 | - | {:.1} | {last} | {:.0} |",
+        healed.as_secs_f64(),
+        ok + limited,
+        slowest.as_secs_f64() * 1e3,
+        (followed.saturating_sub(healed)).as_secs_f64() * 1e3,
     );
 }

@@ -76,3 +76,42 @@ async fn two_copies_share_one_quota_per_key_and_tier() {
     }
     assert_eq!(admitted, 10);
 }
+
+/// The example's `GET /api/quota` answers a store that cannot answer as the
+/// layer does: 503, `Retry-After` and a problem+json body.
+#[tokio::test]
+async fn quota_answers_a_store_error_like_the_layer() {
+    let url = format!("redis://127.0.0.1:{}/", crate::support::free_port());
+    let addr = start(&url, &crate::support::prefix()).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    for path in ["/api/quota", "/api/hello"] {
+        let request = http::Request::builder()
+            .uri(format!("http://{addr}{path}"))
+            .header("x-api-key", "basic-demo-key")
+            .body(Empty::new())
+            .expect("request");
+        let response = client.request(request).await.expect("response");
+        assert_eq!(response.status().as_u16(), 503, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("retry-after").as_deref(), Some("1"), "{path}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem+json");
+        assert_eq!(problem["status"], 503, "{path}");
+    }
+}

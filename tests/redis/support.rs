@@ -212,7 +212,13 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
+    /// Three primaries, no replica.
     pub(crate) fn start() -> Cluster {
+        Self::with_replicas(0)
+    }
+
+    /// Three primaries with `replicas` replicas each.
+    pub(crate) fn with_replicas(replicas: usize) -> Cluster {
         if !on_path("redis-cli") {
             panic!("redis-cli is not on PATH; {HOW_TO_GET_ONE} (package redis-tools)");
         }
@@ -224,7 +230,7 @@ impl Cluster {
             "--cluster-node-timeout",
             "2000",
         ];
-        let nodes: Vec<Own> = (0..3)
+        let nodes: Vec<Own> = (0..3 * (1 + replicas))
             .map(|_| Own::start(&cluster_args, free_cluster_port))
             .collect();
         let mut create = Command::new("redis-cli");
@@ -233,7 +239,7 @@ impl Cluster {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
         let output = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli runs");
@@ -243,11 +249,15 @@ impl Cluster {
             String::from_utf8_lossy(&output.stdout)
         );
         let cluster = Cluster { nodes };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !cluster.nodes.iter().all(|n| cluster_ok(n.port)) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| cluster_ok(n.port) && synced(n.port))
+        {
             assert!(
                 Instant::now() < deadline,
-                "the cluster did not reach cluster_state:ok within 15 s"
+                "the cluster did not reach cluster_state:ok within 30 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -271,6 +281,47 @@ impl Cluster {
             .map(|n| format!("redis://127.0.0.1:{}/", n.port))
             .collect()
     }
+}
+
+impl Cluster {
+    /// Kills (SIGKILL, by PID) the first node that is a primary; its port.
+    pub(crate) fn kill_a_primary(&mut self) -> u16 {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| redis_cli(n.port, &["role"]).starts_with("master"))
+            .expect("a primary");
+        node.stop();
+        node.port
+    }
+
+    /// Whether a replica has taken the dead primary's place: three of the
+    /// nodes still running are primaries, and all say `cluster_state:ok`.
+    pub(crate) fn healed(&self, dead: u16) -> bool {
+        let live = || self.nodes.iter().filter(|n| n.port != dead);
+        live()
+            .filter(|n| redis_cli(n.port, &["role"]).starts_with("master"))
+            .count()
+            == 3
+            && live().all(|n| cluster_ok(n.port))
+    }
+}
+
+/// `redis-cli -p port args...`'s output ("" when it cannot run).
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A replica has its primary's data (a primary always has).
+fn synced(port: u16) -> bool {
+    let info = redis_cli(port, &["info", "replication"]);
+    !info.contains("role:slave") || info.contains("master_link_status:up")
 }
 
 fn free_cluster_port() -> u16 {
