@@ -32,7 +32,7 @@ answer=$(cat "$redis/answer.lua")
 # second-long window): check.lua's (mode "2" with a deadline far ahead, a
 # nonce, the algorithm, cost, four parameters), and what the store sends
 # each lean script (mode, cost, the parameters it reads).
-mode="2:9000000000000000"
+mode="9000000000000000"
 gcra="$mode nonce.1 g 1 1 1000000000 1000000000 1000000000"
 fixed="$mode nonce.1 f 1 1000 1000000000 0 0"
 sliding="$mode nonce.1 s 1 1000 1000000000 0 0"
@@ -46,7 +46,11 @@ rows=(
   "+ TIME|local c = redis.call('TIME') return 1|1|$gcra_lean"
   "+ prelude.lua (TIME, helpers)|$prelude
 return 1|1|$gcra_lean"
+  "+ deadline.lua (a charging check's deadline, read from the mode)|$prelude
+$deadline
+return 1|1|$gcra_lean"
   "+ GET and SET PX|$prelude
+$deadline
 local v = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], stamp(1), 'PX', ttl(1))
 return 1|1|$gcra_lean"

@@ -325,7 +325,7 @@ impl Target {
                 // the TIME) with a deadline (far ahead here), cost,
                 // interval, capacity, burst.
                 let args = [
-                    "2:9000000000000000".to_owned(),
+                    "9000000000000000".to_owned(),
                     "1".to_owned(),
                     interval.to_string(),
                     (interval * burst).to_string(),

@@ -3,8 +3,9 @@
 -- deadline.lua (the mode) and weights.lua (the sliding window's weighting).
 --
 -- KEYS[i]  the base key of charge i: <prefix>:{<tag>}:<policy>@<algorithm>
--- ARGV[1]  the mode (read by deadline.lua, placed before): "1" to charge,
---          "0" to look only (no write at all), "2" to charge
+-- ARGV[1]  the mode (read by deadline.lua, placed before, with the deadline
+--          it may carry): "1" to charge, "0" to look only (no write at
+--          all), "2" to charge
 --          and append Redis's clock to the answer (for a later rollback)
 -- ARGV[2]  a nonce unique to this check (names sorted-set members)
 -- ARGV[3 + 6 (i - 1) ...]  charge i: algorithm, cost, then four parameters

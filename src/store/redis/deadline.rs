@@ -111,12 +111,13 @@ impl Deadlines {
         s.current = Some(s.current.map_or(sample, |c| c.min(sample)));
     }
 
-    /// A charging check's mode argument: `mode` alone, or with the
-    /// deadline, `<mode>:<µs since the epoch>`, which `deadline.lua` reads.
-    pub(super) fn mode(&self, mode: &str, sent: Sent, timeout: Duration) -> String {
+    /// A charging check's mode argument (mode "2"): `"2"` alone, or its
+    /// deadline in µs since the epoch, which `deadline.lua` reads as mode
+    /// "2" with a deadline (any mode of more than one digit).
+    pub(super) fn mode(&self, sent: Sent, timeout: Duration) -> String {
         match self.deadline(sent, timeout) {
-            Some(deadline) => format!("{mode}:{deadline}"),
-            None => mode.to_owned(),
+            Some(deadline) => deadline.max(10).to_string(),
+            None => "2".to_owned(),
         }
     }
 }
@@ -145,7 +146,7 @@ mod tests {
     fn no_deadline_before_the_first_answer() {
         let d = Deadlines::new();
         assert_eq!(d.deadline(at(0), Duration::from_millis(50)), None);
-        assert_eq!(d.mode("2", at(0), Duration::from_millis(50)), "2");
+        assert_eq!(d.mode(at(0), Duration::from_millis(50)), "2");
     }
 
     #[test]
@@ -161,7 +162,7 @@ mod tests {
         let deadline = d.deadline(at(100 * MS), timeout).expect("estimate");
         // 100 ms + 50 ms + 2 ms margin + 100 µs, in µs on Redis's clock.
         assert_eq!(deadline, (BASE + 152 * MS + 100_000) / 1_000);
-        assert_eq!(d.mode("2", at(100 * MS), timeout), format!("2:{deadline}"));
+        assert_eq!(d.mode(at(100 * MS), timeout), deadline.to_string());
         // Never before the true instant the check gave up (the true offset
         // is at most the smallest sample).
         assert!(deadline * 1_000 >= BASE + 150 * MS);

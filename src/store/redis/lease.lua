@@ -1,9 +1,11 @@
 -- tollgate: leases of tokens for leased mode.
--- Runs after prelude.lua (the clock and the helpers every script shares).
+-- Runs after prelude.lua (the clock and the helpers every script shares)
+-- and deadline.lua (a late lease grants nothing).
 --
 -- KEYS[i]  the base key of ask i: <prefix>:{<tag>}:<policy>@<algorithm>,
 --          each key at most once
--- ARGV[1 + 7 (i - 1) ...]  ask i: algorithm, need, want, then four parameters
+-- ARGV[1]  the mode: "2", or the deadline (see deadline.lua)
+-- ARGV[2 + 7 (i - 1) ...]  ask i: algorithm, need, want, then four parameters
 --   g  GCRA          emission interval T (ns), capacity burst*T (ns), limit, burst
 --   f  fixed window  period (ms), limit
 --
@@ -57,7 +59,7 @@ end
 
 local out = {}
 for i = 1, #KEYS do
-  local at = 1 + 7 * (i - 1)
+  local at = 2 + 7 * (i - 1)
   local algorithm = ARGV[at]
   local need = tonumber(ARGV[at + 1])
   local want = math.max(tonumber(ARGV[at + 2]), need)

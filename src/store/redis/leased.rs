@@ -3,29 +3,19 @@
 //! check that ran out, one per slot on a cluster); else check per request.
 //! See the [module docs](super#leased-mode).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use redis::Script;
-
-use super::breaker::{Admit, Breaker, CircuitOpen};
+use super::breaker::CircuitOpen;
 use super::fallback::LocalCharge;
 use super::key;
 use super::lease_slots::{Ask, Grant, LeaseSlots, Settled, Slot};
 use super::{
-    Call, CheckFuture, Inner, RedisHandle, RedisStore, Report, Spec, FIXED_WINDOW, GCRA,
-    LEASED_RECEIPT,
+    Call, CheckFuture, Inner, RedisHandle, RedisStore, Spec, FIXED_WINDOW, GCRA, LEASED_RECEIPT,
 };
 use crate::algorithm::{Outcome, RETRY_NEVER};
 use crate::clock::Nanos;
 use crate::error::StoreError;
 use crate::store::{Charge, Checked, Permits, Receipt, Verdict};
-
-static LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("lease.lua")
-    ))
-});
 
 /// How many times a check tries to settle from leases (waiting for or
 /// making refills) before it is checked per request.
@@ -266,7 +256,11 @@ impl Inner {
     /// Asks Redis for `asks`: one call on one node, one per client key on
     /// a cluster. Answers the grants received, and the failure that stopped
     /// the asking, if any, with whether the local fallback may answer it.
-    async fn lease(&self, job: &Job, asks: &[Ask]) -> (Vec<Grant>, Option<(StoreError, bool)>) {
+    async fn lease(
+        self: &Arc<Self>,
+        job: &Job,
+        asks: &[Ask],
+    ) -> (Vec<Grant>, Option<(StoreError, bool)>) {
         let mut grants = Vec::with_capacity(asks.len());
         let mut batches: Vec<Vec<&Ask>> = Vec::new();
         if self.backend.is_cluster() {
@@ -289,7 +283,9 @@ impl Inner {
         };
         for batch in batches {
             let mut keys = Vec::with_capacity(batch.len());
-            let mut args = Vec::with_capacity(7 * batch.len());
+            // The first argument is the deadline's (scripts::run_lease).
+            let mut args = Vec::with_capacity(1 + 7 * batch.len());
+            args.push(String::new());
             for ask in &batch {
                 let (Some(counter), Some(spec)) =
                     (job.counters.get(ask.position), job.specs.get(ask.position))
@@ -304,7 +300,7 @@ impl Inner {
             }
             let sent = self.clock.now();
             table.count_call();
-            let reply = match self.call::<Vec<i64>>(&LEASE, keys, args).await {
+            let reply = match self.lease_call(keys, args).await {
                 Ok(reply) => reply,
                 Err(error) => return (grants, Some((error, true))),
             };
@@ -321,36 +317,19 @@ impl Inner {
         (grants, None)
     }
 
-    /// One script call through the circuit breaker: at once
+    /// One lease call through the circuit breaker: at once
     /// [`CircuitOpen`] while it is open; the answer reported to it, and to
-    /// the fallback's switch.
-    pub(super) async fn call<T: redis::FromRedisValue>(
-        &self,
-        script: &'static Script,
+    /// the fallback's switch ([`Gate`]).
+    async fn lease_call(
+        self: &Arc<Self>,
         keys: Vec<String>,
         args: Vec<String>,
-    ) -> Result<T, StoreError> {
-        let probe = match self.breaker.as_ref().map(Breaker::admit) {
-            None | Some(Admit::Call) => false,
-            Some(Admit::Probe) => true,
-            Some(Admit::Reject) => return Err(StoreError::Unavailable(Box::new(CircuitOpen))),
+    ) -> Result<Vec<i64>, StoreError> {
+        let Some(mut gate) = self.admit() else {
+            return Err(StoreError::Unavailable(Box::new(CircuitOpen)));
         };
-        let mut report = Report {
-            breaker: self.breaker.as_ref(),
-            probe,
-        };
-        #[cfg(feature = "metrics")]
-        let started = self.metrics.started();
-        let reply = self
-            .backend
-            .invoke::<T>(script, keys, args, self.timeout)
-            .await;
-        #[cfg(feature = "metrics")]
-        self.metrics.finished(started, &reply);
-        report.answered(reply.is_ok());
-        if let (Ok(_), Some(fallback)) = (&reply, &self.fallback) {
-            fallback.redis_answered();
-        }
+        let reply = gate.lease_script(keys, args).await;
+        gate.report(reply.is_ok());
         reply
     }
 
@@ -366,17 +345,8 @@ impl Inner {
             args.push(cost.to_string());
             args.extend(spec.params.iter().map(u64::to_string));
         }
-        let probe = match self.breaker.as_ref().map(Breaker::admit) {
-            None | Some(Admit::Call) => false,
-            Some(Admit::Probe) => true,
-            Some(Admit::Reject) => {
-                return match (&self.fallback, &job.local) {
-                    (Some(fallback), Some(local)) => {
-                        fallback.answer_owned(local, job.take, &CircuitOpen)
-                    }
-                    _ => Err(StoreError::Unavailable(Box::new(CircuitOpen))),
-                };
-            }
+        let Some(gate) = self.admit() else {
+            return self.circuit_open(job.local.as_deref(), job.take);
         };
         let call = Call {
             id,
@@ -384,8 +354,7 @@ impl Inner {
             args,
             leases: Vec::new(),
             remember: None,
-            probe,
         };
-        self.check(call, job.local, job.take).await
+        Inner::check(gate, call, job.local, job.take).await
     }
 }

@@ -515,6 +515,7 @@
 
 mod breaker;
 mod builder;
+mod call;
 mod connection;
 mod deadline;
 mod fallback;
@@ -548,7 +549,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::breaker::{Admit, Breaker};
+use self::breaker::Breaker;
+use self::call::Gate;
 use self::connection::Backend;
 use self::deadline::Deadlines;
 use self::fallback::{Fallback, LocalCharge};
@@ -869,28 +871,18 @@ impl RedisStore {
             keys.push(counter);
         }
         // After the over-limit cache: a cached refusal still answers.
-        let probe = match inner.breaker.as_ref().map(Breaker::admit) {
-            None | Some(Admit::Call) => false,
-            Some(Admit::Probe) => true,
-            Some(Admit::Reject) => {
-                return Checked::Ready(match (&inner.fallback, &local) {
-                    (Some(fallback), Some(local)) => {
-                        fallback.answer_owned(local, take, &CircuitOpen)
-                    }
-                    _ => Err(StoreError::Unavailable(Box::new(CircuitOpen))),
-                });
-            }
+        let Some(gate) = inner.admit() else {
+            return Checked::Ready(inner.circuit_open(local.as_deref(), take));
         };
-        let inner = Arc::clone(inner);
         let remember = (!remember.is_empty()).then_some((now, remember));
-        Checked::Pending(CheckFuture::new(inner.check(
+        Checked::Pending(CheckFuture::new(Inner::check(
+            gate,
             Call {
                 id,
                 keys,
                 args,
                 leases,
                 remember,
-                probe,
             },
             local,
             take,
@@ -913,14 +905,18 @@ impl Inner {
         format!("{:016x}.{id:x}", self.nonce_base)
     }
 
+    /// Runs a check let through by the breaker: its one script (or one per
+    /// slot on a cluster, [`check_spread`](Self::check_spread)), and reads
+    /// the answer.
     async fn check(
-        self: Arc<Self>,
+        mut gate: Gate,
         call: Call,
         local: Option<Vec<LocalCharge>>,
         take: bool,
     ) -> Result<Verdict, StoreError> {
-        if self.backend.is_cluster() && spread::spans_slots(&call.keys) {
-            return self.check_spread(call, local, take).await;
+        let this = Arc::clone(gate.inner());
+        if this.backend.is_cluster() && spread::spans_slots(&call.keys) {
+            return this.check_spread(gate, call, local, take).await;
         }
         let Call {
             id,
@@ -928,47 +924,26 @@ impl Inner {
             args,
             leases,
             remember,
-            probe,
         } = call;
         let charges = keys.len();
         // Until the answer admits, the concurrency slots this check may have
         // taken are given back if it ends any other way: a call that timed
         // out (or was cancelled) may still have taken them in Redis.
         let mut holds = Unanswered {
-            inner: &self,
+            inner: &this,
             leases,
         };
-        // Reports the call's answer to the breaker; dropped unanswered (the
-        // check cancelled), it hands the probe on.
-        let mut report = Report {
-            breaker: self.breaker.as_ref(),
-            probe,
-        };
-        #[cfg(feature = "metrics")]
-        let started = self.metrics.started();
-        let reply = scripts::run(&self.backend, &self.deadlines, keys, args, self.timeout).await;
-        #[cfg(feature = "metrics")]
-        self.metrics.finished(started, &reply);
-        report.answered(reply.is_ok());
-        let reply = match (reply, &self.fallback, local) {
-            (Ok(reply), fallback, _) => {
-                if let Some(fallback) = fallback {
-                    fallback.redis_answered();
-                }
-                reply
-            }
-            (
-                Err(error @ (StoreError::Timeout(_) | StoreError::Unavailable(_))),
-                Some(fallback),
-                Some(local),
-            ) => return fallback.answer_owned(&local, take, &error),
-            (Err(error), _, _) => return Err(error),
+        let reply = gate.check_script(keys, args).await;
+        gate.report(reply.is_ok());
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => return this.degrade(error, local.as_deref(), take),
         };
         // A charging check runs in mode "2": its answer ends with the TIME
         // it used, which an admitted check's receipt carries.
         let (decision, clock) = read_reply(&reply, charges, take)?;
         if let (Some(cache), Some((sent, remember)), false) =
-            (&self.over_limit, remember, decision.is_allowed())
+            (&this.over_limit, remember, decision.is_allowed())
         {
             for r in remember {
                 let figures = reply.get(1 + 5 * r.position..6 + 5 * r.position);
@@ -981,7 +956,7 @@ impl Inner {
         let leases = std::mem::take(&mut holds.leases);
         if decision.is_allowed() {
             for lease in leases {
-                let inner = Arc::clone(&self);
+                let inner = Arc::clone(&this);
                 permits.push(Permit::from_fn(move || inner.release(lease)));
             }
         }
@@ -1044,28 +1019,6 @@ impl Drop for Unanswered<'_> {
     }
 }
 
-/// A call let through by the breaker, until its answer is reported.
-struct Report<'a> {
-    breaker: Option<&'a Breaker>,
-    probe: bool,
-}
-
-impl Report<'_> {
-    fn answered(&mut self, ok: bool) {
-        if let Some(breaker) = self.breaker.take() {
-            breaker.record(self.probe, ok);
-        }
-    }
-}
-
-impl Drop for Report<'_> {
-    fn drop(&mut self) {
-        if let (Some(breaker), true) = (self.breaker, self.probe) {
-            breaker.abandon_probe();
-        }
-    }
-}
-
 /// What a check sends to Redis, and what it does with the answer.
 struct Call {
     /// The check's number ([`Inner::next_id`]); `args[1]` is its nonce.
@@ -1074,7 +1027,6 @@ struct Call {
     args: Vec<String>,
     leases: Vec<Lease>,
     remember: Option<(u64, Vec<Remember>)>,
-    probe: bool,
 }
 
 /// A concurrency lease an admitted request holds.

@@ -137,7 +137,7 @@ pub(super) async fn run(
     let charging = args.first().is_some_and(|mode| mode == "2");
     let sent = deadlines.now();
     if charging {
-        args[0] = deadlines.mode("2", sent, timeout);
+        args[0] = deadlines.mode(sent, timeout);
     }
     let lean = lean(&args);
     let (reply, limit) = match lean {
@@ -175,6 +175,40 @@ pub(super) async fn run(
 
 /// The first figure of a late script's answer, `{-1, secs, micros}`.
 const LATE: i64 = -1;
+
+/// Leases of tokens for leased mode: each ask granted (and charged) on its
+/// own; see `lease.lua`.
+static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("deadline.lua"),
+        include_str!("lease.lua")
+    ))
+});
+
+/// Runs `lease.lua` with `args`, whose first is left for its deadline
+/// (set here, as a charging check's mode): a script started past it
+/// grants nothing and is answered [`StoreError::Timeout`].
+pub(super) async fn run_lease(
+    backend: &Backend,
+    deadlines: &Deadlines,
+    keys: Vec<String>,
+    mut args: Vec<String>,
+    timeout: Duration,
+) -> Result<Vec<i64>, StoreError> {
+    let sent = deadlines.now();
+    if let Some(mode) = args.first_mut() {
+        *mode = deadlines.mode(sent, timeout);
+    }
+    let reply: Vec<i64> = backend.invoke(&LEASE, keys, args, timeout).await?;
+    if let [LATE, secs, micros] = reply[..] {
+        if let Some(time) = RedisTime::read(secs, micros) {
+            deadlines.observe(sent, time);
+        }
+        return Err(StoreError::Timeout(timeout));
+    }
+    Ok(reply)
+}
 
 pub(super) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("release.lua")));

@@ -16,9 +16,7 @@ use std::sync::{Arc, LazyLock};
 use redis::Script;
 
 use super::fallback::LocalCharge;
-use super::{
-    read_outcome, scripts, Call, Inner, Lease, RedisTime, Report, CONCURRENCY, RELEASE_TIMEOUT,
-};
+use super::{read_outcome, Call, Gate, Inner, Lease, RedisTime, CONCURRENCY, RELEASE_TIMEOUT};
 use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::store::{Permit, Permits, Receipt, Verdict};
@@ -94,6 +92,7 @@ impl Inner {
     /// Runs `call` (charges over several slots of a cluster) part by part.
     pub(super) async fn check_spread(
         self: Arc<Self>,
+        mut gate: Gate,
         call: Call,
         local: Option<Vec<LocalCharge>>,
         take: bool,
@@ -103,7 +102,6 @@ impl Inner {
             keys,
             args,
             remember,
-            probe,
             ..
         } = call;
         let n = keys.len();
@@ -129,24 +127,15 @@ impl Inner {
             parts.push(part);
         }
 
-        let mut report = Report {
-            breaker: self.breaker.as_ref(),
-            probe,
-        };
         let mut figures: Vec<Option<Vec<i64>>> = vec![None; n];
         let mut charged: Vec<Charged> = Vec::new();
         let mut members: Vec<Option<(String, usize)>> = vec![None; n];
         let mut all = true;
         let mut failure = None;
         for part in &parts {
-            let reply = scripts::run(
-                &self.backend,
-                &self.deadlines,
-                part.keys.clone(),
-                part.args.clone(),
-                self.timeout,
-            )
-            .await;
+            let reply = gate
+                .check_script(part.keys.clone(), part.args.clone())
+                .await;
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(error) => {
@@ -163,7 +152,7 @@ impl Inner {
             };
             if reply.len() != 1 + 5 * m + extra || (take && clock.is_none()) {
                 self.undo(charged).await;
-                report.answered(true);
+                gate.report(true);
                 return Err(malformed());
             }
             for (j, &p) in part.positions.iter().enumerate() {
@@ -187,20 +176,10 @@ impl Inner {
                 }
             }
         }
-        report.answered(failure.is_none());
+        gate.report(failure.is_none());
         if let Some(error) = failure {
             self.undo(charged).await;
-            return match (error, &self.fallback, local) {
-                (
-                    error @ (StoreError::Timeout(_) | StoreError::Unavailable(_)),
-                    Some(fallback),
-                    Some(local),
-                ) => fallback.answer_owned(&local, take, &error),
-                (error, _, _) => Err(error),
-            };
-        }
-        if let Some(fallback) = &self.fallback {
-            fallback.redis_answered();
+            return self.degrade(error, local.as_deref(), take);
         }
         // Every part charged: the receipt will carry the earliest TIME they
         // answered, never later than any part's own on its node's clock.
