@@ -27,7 +27,7 @@ async fn every_key_has_a_ttl_and_expires() {
         .no_fallback()
         .prefix(prefix.as_str())
         .timeout(Duration::from_secs(2))
-        .concurrency_lease(Duration::from_millis(200))
+        .concurrency_slot_ttl(Duration::from_millis(200))
         .build()
         .expect("store");
     let mut raw = server.raw().await;

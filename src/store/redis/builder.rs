@@ -13,8 +13,8 @@ use super::fallback::Fallback;
 use super::lease_slots::LeaseSlots;
 use super::over_limit::OverLimitCache;
 use super::{
-    Inner, LocalClock, RedisStore, TokenLease, WhenDown, DEFAULT_CONCURRENCY_LEASE, DEFAULT_PREFIX,
-    DEFAULT_TIMEOUT,
+    Inner, LocalClock, RedisStore, TokenLease, WhenDown, DEFAULT_CONCURRENCY_SLOT_TTL,
+    DEFAULT_PREFIX, DEFAULT_TIMEOUT,
 };
 use crate::clock::{Clock, MonotonicClock};
 use crate::error::ConfigError;
@@ -25,7 +25,7 @@ pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
-    lease: Duration,
+    slot_ttl: Duration,
     over_limit_cache: usize,
     breaker: Option<BreakerSettings>,
     fallback: Option<u32>,
@@ -39,7 +39,7 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
-            .field("concurrency_lease", &self.lease)
+            .field("concurrency_slot_ttl", &self.slot_ttl)
             .field("over_limit_cache", &self.over_limit_cache)
             .field("breaker", &self.breaker)
             .field("fallback_local", &self.fallback)
@@ -55,7 +55,7 @@ impl RedisStoreBuilder {
             url,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
-            lease: DEFAULT_CONCURRENCY_LEASE,
+            slot_ttl: DEFAULT_CONCURRENCY_SLOT_TTL,
             over_limit_cache: 0,
             breaker: Some(BreakerSettings::new()),
             fallback: Some(1),
@@ -89,13 +89,13 @@ impl RedisStoreBuilder {
     }
 
     /// How long a concurrency slot stays taken when its permit's release
-    /// never reaches Redis (default [`DEFAULT_CONCURRENCY_LEASE`], 60 s;
+    /// never reaches Redis (default [`DEFAULT_CONCURRENCY_SLOT_TTL`], 60 s;
     /// at least 1 ms). Longer than the slowest response, or that response
     /// loses its slot early; short enough that a crashed instance's slots
     /// come back soon.
     #[must_use]
-    pub fn concurrency_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+    pub fn concurrency_slot_ttl(mut self, ttl: Duration) -> Self {
+        self.slot_ttl = ttl;
         self
     }
 
@@ -182,7 +182,7 @@ impl RedisStoreBuilder {
     /// # Errors
     ///
     /// [`ConfigError::Store`] for a URL that cannot be read, a prefix with
-    /// braces or of the wrong length, a zero timeout, a lease under 1 ms,
+    /// braces or of the wrong length, a zero timeout, a concurrency slot TTL under 1 ms,
     /// breaker settings [`BreakerSettings`] refuses, or a local fallback for
     /// 0 instances.
     pub fn build(self) -> Result<RedisStore, ConfigError> {
@@ -200,9 +200,9 @@ impl RedisStoreBuilder {
         if self.timeout.is_zero() {
             return refuse("the timeout must be above zero");
         }
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        if lease_ms == 0 {
-            return refuse("the concurrency lease must be at least 1 ms");
+        let slot_ttl_ms = u64::try_from(self.slot_ttl.as_millis()).unwrap_or(u64::MAX);
+        if slot_ttl_ms == 0 {
+            return refuse("the concurrency slot TTL must be at least 1 ms");
         }
         if let Some(reason) = self.breaker.as_ref().and_then(BreakerSettings::invalid) {
             return refuse(reason);
@@ -213,8 +213,8 @@ impl RedisStoreBuilder {
         if let Some(reason) = self.token_lease.as_ref().and_then(TokenLease::invalid) {
             return refuse(reason);
         }
-        // Microseconds of lease expiry must stay exact in the script.
-        let lease_ms = lease_ms.min(1 << 40);
+        // Microseconds of a slot's expiry must stay exact in the script.
+        let slot_ttl_ms = slot_ttl_ms.min(1 << 40);
         let backend = Backend::open(&self.url, self.timeout)?;
         let clock: LocalClock = self
             .clock
@@ -236,7 +236,7 @@ impl RedisStoreBuilder {
                 backend,
                 prefix: self.prefix.into_boxed_str(),
                 timeout: self.timeout,
-                lease_ms,
+                slot_ttl_ms,
                 nonce_base,
                 nonce_next: AtomicU64::new(0),
                 serial_next: AtomicU64::new(0),

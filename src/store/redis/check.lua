@@ -13,7 +13,7 @@
 --   f  fixed window    period (ms), limit
 --   s  sliding window  period (ms), limit
 --   l  sliding log     period (ms), limit
---   c  concurrency     limit, lease (ms), retry hint (ns)
+--   c  concurrency     limit, slot TTL (ms), retry hint (ns)
 --
 -- Answers {all_allowed, then per charge: allowed, limit, remaining, reset_ns,
 -- retry_after_ns} with retry_after -1 for "never" (cost above capacity);
@@ -219,17 +219,17 @@ local function log(key, i, cost, period, limit)
   return {0, limit, remaining, reset, NEVER}
 end
 
-local function concurrency(key, i, cost, limit, lease, hint)
+local function concurrency(key, i, cost, limit, slot_ttl, hint)
   local used = live(key, now_abs_us) + (pending[key] or 0)
   local remaining = math.max(limit - used, 0)
   if cost <= remaining then
     add_pending(key, cost)
     local member = int(cost) .. ':' .. nonce .. ':' .. int(i)
     later(function()
-      redis.call('ZADD', key, int(now_abs_us + lease * 1000), member)
+      redis.call('ZADD', key, int(now_abs_us + slot_ttl * 1000), member)
       redis.call('INCRBY', key .. ':n', int(cost))
-      keep(key, lease + 1)
-      keep(key .. ':n', lease + 1)
+      keep(key, slot_ttl + 1)
+      keep(key .. ':n', slot_ttl + 1)
     end)
     return {1, limit, remaining - cost, 0, 0}
   end

@@ -37,7 +37,7 @@ impl fmt::Debug for RedisHandle {
 impl RedisHandle {
     pub(super) fn new(
         limit: &Limit,
-        lease_ms: u64,
+        slot_ttl_ms: u64,
         serial: u64,
         local: Option<MemoryHandle>,
     ) -> Self {
@@ -72,7 +72,7 @@ impl RedisHandle {
             LimitKind::Concurrency => (
                 "conc",
                 CONCURRENCY,
-                [count, lease_ms, Concurrency::DEFAULT_RETRY_HINT, 0],
+                [count, slot_ttl_ms, Concurrency::DEFAULT_RETRY_HINT, 0],
             ),
         };
         Self {

@@ -10,7 +10,8 @@ use super::fallback::LocalCharge;
 use super::key;
 use super::lease_slots::{Ask, Grant, LeaseSlots, Settled, Slot};
 use super::{
-    Call, CheckFuture, Inner, RedisHandle, RedisStore, Spec, FIXED_WINDOW, GCRA, LEASED_RECEIPT,
+    layout, Call, CheckFuture, Inner, RedisHandle, RedisStore, Spec, FIXED_WINDOW, GCRA,
+    LEASED_RECEIPT,
 };
 use crate::algorithm::{Outcome, RETRY_NEVER};
 use crate::clock::Nanos;
@@ -284,7 +285,7 @@ impl Inner {
         for batch in batches {
             let mut keys = Vec::with_capacity(batch.len());
             // The first argument is the deadline's (scripts::run_lease).
-            let mut args = Vec::with_capacity(1 + 7 * batch.len());
+            let mut args = Vec::with_capacity(layout::lease_args(batch.len()));
             args.push(String::new());
             for ask in &batch {
                 let (Some(counter), Some(spec)) =
@@ -304,10 +305,10 @@ impl Inner {
                 Ok(reply) => reply,
                 Err(error) => return (grants, Some((error, true))),
             };
-            if reply.len() != 5 * batch.len() {
+            if reply.len() != layout::GRANT_FIGURES * batch.len() {
                 return (grants, Some((malformed(), false)));
             }
-            for (ask, figures) in batch.iter().zip(reply.chunks_exact(5)) {
+            for (ask, figures) in batch.iter().zip(reply.chunks_exact(layout::GRANT_FIGURES)) {
                 match read_grant(ask, figures, sent) {
                     Some(grant) => grants.push(grant),
                     None => return (grants, Some((malformed(), false))),
@@ -336,7 +337,7 @@ impl Inner {
     /// Checks the job per request, with the ordinary script.
     async fn per_request(self: Arc<Self>, job: Job) -> Result<Verdict, StoreError> {
         let id = self.next_id();
-        let mut args = Vec::with_capacity(2 + 6 * job.specs.len());
+        let mut args = Vec::with_capacity(layout::check_args(job.specs.len()));
         // Mode "2" when charging: the answer carries the TIME for a receipt.
         args.push(if job.take { "2" } else { "0" }.to_owned());
         args.push(self.nonce_of(id));
@@ -352,7 +353,7 @@ impl Inner {
             id,
             keys: job.counters,
             args,
-            leases: Vec::new(),
+            slots: Vec::new(),
             remember: None,
         };
         Inner::check(gate, call, job.local, job.take).await

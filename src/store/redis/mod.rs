@@ -70,7 +70,7 @@
 //! | fixed window | one counter per window (`INCRBY`), `…:<window>` | O(1) |
 //! | sliding window counter | the counters of this window and the one before | O(1) |
 //! | sliding log | a sorted set of admitted requests (score: µs since the epoch) and their cost sum `…:n` | O(expired) amortised; a refusal walks the oldest entries, O(limit) at worst |
-//! | concurrency | a sorted set of leases (score: lease expiry) and their cost sum `…:n` | O(expired) amortised |
+//! | concurrency | a sorted set of held slots (score: the slot's expiry) and their cost sum `…:n` | O(expired) amortised |
 //!
 //! A sliding log holds at most [`SLIDING_LOG_MAX`](crate::algorithm::SLIDING_LOG_MAX)
 //! entries per client, since a limit's count is capped there; the walk a
@@ -79,18 +79,19 @@
 //! read up to 100 000 entries inside Redis).
 //!
 //! Every key gets a TTL covering the life of its state (the TAT, the end of
-//! a window, the period of a log, the lease of a concurrency slot), plus one
+//! a window, the period of a log, the time to live of a concurrency slot), plus one
 //! millisecond, so nothing lives forever.
 //!
 //! # Concurrency permits
 //!
-//! An admitted request holds a lease in the limit's sorted set until its
+//! An admitted request holds a slot in the limit's sorted set until its
 //! response body ends; then the permit's drop spawns a task on the current
-//! Tokio runtime that removes the lease (`ZREM`). Without a runtime at drop
-//! time, or when Redis does not answer, the lease ends at its expiry
-//! ([`RedisStoreBuilder::concurrency_lease`], default 60 s): expired leases
+//! Tokio runtime that removes the slot (`ZREM`). Without a runtime at drop
+//! time, or when Redis does not answer, the slot ends at its expiry
+//! ([`RedisStoreBuilder::concurrency_slot_ttl`], default 60 s): expired slots
 //! are reclaimed at each check, so a crashed instance frees its slots by
-//! itself. A response that lasts longer than the lease loses its slot early.
+//! itself. A response that lasts longer than that loses its slot early.
+//! ("Lease" in these docs is always leased mode's lease of tokens.)
 //!
 //! # Precision
 //!
@@ -522,6 +523,7 @@ mod fallback;
 mod future;
 mod handle;
 mod key;
+mod layout;
 mod lease;
 mod lease_slots;
 mod leased;
@@ -573,8 +575,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 /// The default key prefix: `tollgate`.
 pub const DEFAULT_PREFIX: &str = "tollgate";
 
-/// The default lease of a concurrency slot: 60 s.
-pub const DEFAULT_CONCURRENCY_LEASE: Duration = Duration::from_secs(60);
+/// The default time to live of a concurrency slot held in Redis: 60 s.
+pub const DEFAULT_CONCURRENCY_SLOT_TTL: Duration = Duration::from_secs(60);
 
 /// What a [`RedisStore`] answers while Redis cannot: its failure policy,
 /// chosen with [`RedisStoreBuilder::fallback_local`] (the default, for 1
@@ -633,7 +635,7 @@ struct Inner {
     backend: Backend,
     prefix: Box<str>,
     timeout: Duration,
-    lease_ms: u64,
+    slot_ttl_ms: u64,
     /// Random per store, so members of sorted sets never clash across
     /// instances.
     nonce_base: u64,
@@ -807,12 +809,12 @@ impl RedisStore {
         let id = inner.next_id();
         let nonce = inner.nonce_of(id);
         let mut keys = Vec::with_capacity(charges.len());
-        let mut args = Vec::with_capacity(2 + 6 * charges.len());
+        let mut args = Vec::with_capacity(layout::check_args(charges.len()));
         // Mode "2" charges and answers the TIME it used: an admitted check
         // gets a receipt a refund can give its charges back with.
         args.push(if take { "2" } else { "0" }.to_owned());
         args.push(nonce.clone());
-        let mut leases = Vec::new();
+        let mut slots = Vec::new();
         let mut tag = String::new();
         let cache = inner.over_limit.as_ref();
         let now = cache.map_or(0, OverLimitCache::now);
@@ -861,8 +863,8 @@ impl RedisStore {
             args.push(charge.cost.to_string());
             args.extend(spec.params.iter().map(u64::to_string));
             if take && spec.code == CONCURRENCY {
-                // The member the script names this charge's lease with.
-                leases.push(Lease {
+                // The member the script names this charge's slot with.
+                slots.push(Slot {
                     member: format!("{}:{nonce}:{}", charge.cost, i + 1),
                     key: counter.clone(),
                     cost: charge.cost,
@@ -881,7 +883,7 @@ impl RedisStore {
                 id,
                 keys,
                 args,
-                leases,
+                slots,
                 remember,
             },
             local,
@@ -922,7 +924,7 @@ impl Inner {
             id,
             keys,
             args,
-            leases,
+            slots,
             remember,
         } = call;
         let charges = keys.len();
@@ -931,7 +933,7 @@ impl Inner {
         // out (or was cancelled) may still have taken them in Redis.
         let mut holds = Unanswered {
             inner: &this,
-            leases,
+            slots,
         };
         let reply = gate.check_script(keys, args).await;
         gate.report(reply.is_ok());
@@ -946,18 +948,18 @@ impl Inner {
             (&this.over_limit, remember, decision.is_allowed())
         {
             for r in remember {
-                let figures = reply.get(1 + 5 * r.position..6 + 5 * r.position);
+                let figures = layout::outcome_figures(&reply, r.position);
                 if let Some(outcome) = figures.and_then(read_outcome) {
                     cache.remember(&r.counter, r.serial, r.cost, sent, &outcome);
                 }
             }
         }
         let mut permits = Permits::none();
-        let leases = std::mem::take(&mut holds.leases);
+        let slots = std::mem::take(&mut holds.slots);
         if decision.is_allowed() {
-            for lease in leases {
+            for slot in slots {
                 let inner = Arc::clone(&this);
-                permits.push(Permit::from_fn(move || inner.release(lease)));
+                permits.push(Permit::from_fn(move || inner.release(slot)));
             }
         }
         let receipt = match (decision.is_allowed(), clock) {
@@ -974,15 +976,17 @@ impl Inner {
         })
     }
 
-    /// Ends a lease from a dropped permit: a task on the current runtime
-    /// removes it; without a runtime the lease ends at its expiry.
-    fn release(self: Arc<Self>, lease: Lease) {
+    /// Gives back a slot from a dropped permit: a task on the current
+    /// runtime removes it; without a runtime it ends at its expiry.
+    fn release(self: Arc<Self>, slot: Slot) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!("no Tokio runtime to release a Redis lease; it ends at its expiry");
+            tracing::debug!(
+                "no Tokio runtime to give back a Redis concurrency slot; it ends at its expiry"
+            );
             return;
         };
         runtime.spawn(async move {
-            let Lease { key, member, cost } = lease;
+            let Slot { key, member, cost } = slot;
             let sum = format!("{key}:n");
             let timeout = self.timeout.max(RELEASE_TIMEOUT);
             let released: Result<i64, StoreError> = self
@@ -995,7 +999,7 @@ impl Inner {
                 )
                 .await;
             if let Err(error) = released {
-                tracing::debug!(%error, "could not release a Redis lease; it ends at its expiry");
+                tracing::debug!(%error, "could not give back a Redis concurrency slot; it ends at its expiry");
             }
         });
     }
@@ -1008,13 +1012,13 @@ impl Inner {
 /// the same connection.
 struct Unanswered<'a> {
     inner: &'a Arc<Inner>,
-    leases: Vec<Lease>,
+    slots: Vec<Slot>,
 }
 
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
-        for lease in self.leases.drain(..) {
-            Arc::clone(self.inner).release(lease);
+        for slot in self.slots.drain(..) {
+            Arc::clone(self.inner).release(slot);
         }
     }
 }
@@ -1025,12 +1029,12 @@ struct Call {
     id: u64,
     keys: Vec<String>,
     args: Vec<String>,
-    leases: Vec<Lease>,
+    slots: Vec<Slot>,
     remember: Option<(u64, Vec<Remember>)>,
 }
 
-/// A concurrency lease an admitted request holds.
-struct Lease {
+/// A concurrency slot an admitted request holds in Redis.
+struct Slot {
     key: String,
     member: String,
     cost: u64,
@@ -1055,7 +1059,7 @@ impl Store for RedisStore {
     fn bind(&self, limit: &Limit) -> RedisHandle {
         let serial = self.inner.serial_next.fetch_add(1, Ordering::Relaxed);
         let local = self.inner.fallback.as_ref().map(|f| f.bind(limit));
-        RedisHandle::new(limit, self.inner.lease_ms, serial, local)
+        RedisHandle::new(limit, self.inner.slot_ttl_ms, serial, local)
     }
 
     fn check(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
@@ -1098,7 +1102,7 @@ mod tests {
             RedisStore::builder("redis://127.0.0.1:1/").prefix("a{b}"),
             RedisStore::builder("redis://127.0.0.1:1/").prefix(""),
             RedisStore::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO),
-            RedisStore::builder("redis://127.0.0.1:1/").concurrency_lease(Duration::ZERO),
+            RedisStore::builder("redis://127.0.0.1:1/").concurrency_slot_ttl(Duration::ZERO),
             RedisStore::builder("redis://127.0.0.1:1/")
                 .breaker(BreakerSettings::new().min_calls(0)),
             RedisStore::builder("redis://127.0.0.1:1/")

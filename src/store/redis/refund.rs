@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::key;
 use super::spread::{self, ROLLBACK};
 use super::{
-    Inner, RedisHandle, RedisTime, CONCURRENCY, FIXED_WINDOW, GCRA, LEASED_RECEIPT, RELEASE_TIMEOUT,
+    layout, Inner, RedisHandle, RedisTime, CONCURRENCY, FIXED_WINDOW, GCRA, LEASED_RECEIPT,
+    RELEASE_TIMEOUT,
 };
 use crate::store::{Charge, Receipt};
 
@@ -58,7 +59,7 @@ impl Inner {
         for (nonce, positions) in parts {
             let mut call = Rollback {
                 keys: Vec::with_capacity(positions.len()),
-                args: Vec::with_capacity(3 + 6 * positions.len()),
+                args: Vec::with_capacity(layout::rollback_args(positions.len())),
             };
             call.args.push(clock.secs.to_string());
             call.args.push(clock.micros.to_string());

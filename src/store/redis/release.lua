@@ -1,9 +1,9 @@
--- tollgate: ends one concurrency lease.
+-- tollgate: gives back one concurrency slot.
 --
 -- KEYS[1]  the concurrency sorted set; KEYS[2] the sum of its live costs
--- ARGV[1]  the lease's member; ARGV[2] its cost
+-- ARGV[1]  the slot's member; ARGV[2] its cost
 --
--- Answers 1 when the lease was still held, 0 when it had already ended
+-- Answers 1 when the slot was still held, 0 when it had already ended
 -- (released before, or reclaimed after its expiry).
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return 0

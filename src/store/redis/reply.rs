@@ -2,6 +2,7 @@
 //! decision, and the `TIME` the script used; anything else is refused as
 //! malformed, never read as an admission.
 
+use super::layout;
 use crate::algorithm::{Outcome, RETRY_NEVER};
 use crate::decision::Decision;
 use crate::error::StoreError;
@@ -81,11 +82,11 @@ pub(super) fn read_reply(
         (reply, None)
     };
     let (&all, outcomes) = reply.split_first().ok_or_else(malformed)?;
-    if outcomes.len() != 5 * charges {
+    if outcomes.len() != layout::OUTCOME_FIGURES * charges {
         return Err(malformed());
     }
     let mut decision: Option<Decision> = None;
-    for (i, figures) in outcomes.chunks_exact(5).enumerate() {
+    for (i, figures) in outcomes.chunks_exact(layout::OUTCOME_FIGURES).enumerate() {
         let outcome = read_outcome(figures).ok_or_else(malformed)?;
         decision = Some(match decision {
             None => Decision::from_outcome(i, outcome),

@@ -16,7 +16,9 @@ use std::sync::{Arc, LazyLock};
 use redis::Script;
 
 use super::fallback::LocalCharge;
-use super::{read_outcome, Call, Gate, Inner, Lease, RedisTime, CONCURRENCY, RELEASE_TIMEOUT};
+use super::{
+    layout, read_outcome, Call, Gate, Inner, RedisTime, Slot, CONCURRENCY, RELEASE_TIMEOUT,
+};
 use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::store::{Permit, Permits, Receipt, Verdict};
@@ -119,7 +121,7 @@ impl Inner {
                 nonce,
             };
             for p in positions {
-                let charge = args.get(2 + 6 * p..8 + 6 * p).ok_or_else(malformed)?;
+                let charge = layout::charge_args(&args, p).ok_or_else(malformed)?;
                 part.positions.push(p);
                 part.keys.push(keys[p].clone());
                 part.args.extend(charge.iter().cloned());
@@ -144,19 +146,18 @@ impl Inner {
                 }
             };
             let m = part.positions.len();
-            let extra = if take { 2 } else { 0 };
             // In mode "2" the answer ends with the TIME the part used.
-            let clock = match (take, reply.get(1 + 5 * m), reply.get(2 + 5 * m)) {
-                (true, Some(&secs), Some(&micros)) => RedisTime::read(secs, micros),
+            let clock = match (take, layout::check_time(&reply, m)) {
+                (true, Some((secs, micros))) => RedisTime::read(secs, micros),
                 _ => None,
             };
-            if reply.len() != 1 + 5 * m + extra || (take && clock.is_none()) {
+            if reply.len() != layout::check_reply_len(m, take) || (take && clock.is_none()) {
                 self.undo(charged).await;
                 gate.report(true);
                 return Err(malformed());
             }
             for (j, &p) in part.positions.iter().enumerate() {
-                figures[p] = Some(reply[1 + 5 * j..6 + 5 * j].to_vec());
+                figures[p] = layout::outcome_figures(&reply, j).map(<[i64]>::to_vec);
                 members[p] = Some((part.nonce.clone(), j + 1));
             }
             let allowed = reply[0] == 1;
@@ -225,21 +226,23 @@ impl Inner {
         let mut permits = Permits::none();
         if take && decision.is_allowed() {
             for (p, member) in members.into_iter().enumerate() {
-                let (Some((nonce, j)), Some(code), Some(cost)) =
-                    (member, args.get(2 + 6 * p), args.get(3 + 6 * p))
-                else {
+                let (Some((nonce, j)), Some(code), Some(cost)) = (
+                    member,
+                    layout::charge_args(&args, p).map(|c| &c[0]),
+                    layout::charge_cost(&args, p),
+                ) else {
                     continue;
                 };
                 if code != CONCURRENCY {
                     continue;
                 }
-                let lease = Lease {
+                let slot = Slot {
                     key: keys[p].clone(),
                     member: format!("{cost}:{nonce}:{j}"),
                     cost: cost.parse().unwrap_or(1),
                 };
                 let inner = Arc::clone(&self);
-                permits.push(Permit::from_fn(move || inner.release(lease)));
+                permits.push(Permit::from_fn(move || inner.release(slot)));
             }
         }
         Ok(Verdict {
