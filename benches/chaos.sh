@@ -18,7 +18,7 @@ command -v redis-server >/dev/null || {
 export TOLLGATE_CHAOS_FAULT_MS=${TOLLGATE_CHAOS_FAULT_MS:-10000}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --release --features redis,serde --test redis chaos:: -- --test-threads=1 --nocapture 2>&1 | tee "$log" | grep -E '^test |test result' 
+cargo test --release --features redis,serde --test redis -- chaos:: example::two_copies_under --test-threads=1 --nocapture 2>&1 | tee "$log" | grep -E '^test |test result' 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(redis-server --version | awk '{print $3}'); store defaults (timeout 50 ms, local fallback), fault held $((TOLLGATE_CHAOS_FAULT_MS / 1000)) s"
 echo

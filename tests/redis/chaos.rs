@@ -281,24 +281,29 @@ async fn a_healthy_redis_under_64_tasks_answers_every_check() {
         let (mut svc, stop, other) = (svc.clone(), Arc::clone(&stop), Arc::clone(&statuses));
         tasks.push(tokio::spawn(async move {
             let peer = format!("203.0.113.{}:4000", client + 1);
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) && n < MAX_PER_CLIENT {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) && (latencies.len() as u64) < MAX_PER_CLIENT {
+                let began = Instant::now();
                 let status = send(&mut svc, from(&peer)).await.status;
+                latencies.push(began.elapsed());
                 if status != StatusCode::OK && status != StatusCode::TOO_MANY_REQUESTS {
                     other.fetch_add(1, Ordering::Relaxed);
                 }
-                n += 1;
             }
-            n
+            latencies
         }));
     }
     let length = fault_length().max(Duration::from_secs(2));
     tokio::time::sleep(length).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = 0;
+    let mut latencies = Vec::new();
     for task in tasks {
-        total += task.await.expect("no panic");
+        latencies.extend(task.await.expect("no panic"));
     }
+    latencies.sort_unstable();
+    let total = latencies.len() as u64;
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     assert!(total > 1_000, "only {total} requests in {length:?}");
     assert_eq!(
         statuses.load(Ordering::Relaxed),
@@ -319,8 +324,11 @@ async fn a_healthy_redis_under_64_tasks_answers_every_check() {
         "{local} of {total} checks not answered by a healthy Redis"
     );
     eprintln!(
-        "chaos | healthy Redis, 64 tasks | {:.1} s | {total} | - | - | 0 | - | - | {local} | - |",
-        length.as_secs_f64()
+        "chaos | healthy Redis, 64 tasks (p99.9 {:.1} ms) | {:.1} s | {total} | - | - | 0 | {:.1} | {:.1} | {local} | - |",
+        ms(at(0.999)),
+        length.as_secs_f64(),
+        ms(at(0.99)),
+        ms(at(1.0))
     );
     no_permit_left(&server, &prefix).await;
 }
