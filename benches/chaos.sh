@@ -24,4 +24,4 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 104857
 echo
 echo "| fault | held | answers | 200 | 429 | other (503) | p99 ms | max ms | answered by the fallback | back on Redis after (ms) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-grep '^chaos | ' "$log" | sed 's/^chaos //'
+grep -o 'chaos | .*' "$log" | sed 's/^chaos //'
