@@ -171,7 +171,7 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let by = nanos_saturating(by);
         self.now.fetch_add(by, Ordering::SeqCst);
     }
 

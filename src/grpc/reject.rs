@@ -77,7 +77,7 @@ fn rate_limited(limited: &RateLimited<'_>) -> Status {
         Some(wait) => {
             retry::insert_hints(&mut headers, wait);
             details.set_retry_info(Some(retry::delay(wait)));
-            let secs = fields::retry_after_secs(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+            let secs = fields::retry_after_secs(crate::clock::nanos_saturating(wait));
             format!("Rate limit \"{name}\" exceeded; retry in {secs} s.")
         }
         None => {

@@ -26,7 +26,7 @@ pub(crate) fn delay(wait: Duration) -> Duration {
 /// answers do) and `grpc-retry-pushback-ms` (milliseconds, rounded up,
 /// at least 1) for a wait of `wait`.
 pub(crate) fn insert_hints(headers: &mut HeaderMap, wait: Duration) {
-    let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+    let nanos = crate::clock::nanos_saturating(wait);
     headers.insert(
         RETRY_AFTER,
         fields::retry_after_value(fields::retry_after_secs(nanos)),

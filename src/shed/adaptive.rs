@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use super::codel::nanos;
 use super::error::ShedConfigError;
 use super::gradient::{Gradient, GradientState};
+use crate::clock::nanos_saturating;
 use crate::clock::Nanos;
 
 /// An adaptive limit on requests in flight: additive increase,
@@ -123,7 +123,9 @@ impl Aimd {
     /// (counting the one that ended).
     pub(crate) fn next(&self, limit: usize, in_flight: usize, outcome: Outcome) -> usize {
         let outcome = match outcome {
-            Outcome::Success { latency, .. } if latency > nanos(self.latency_threshold) => {
+            Outcome::Success { latency, .. }
+                if latency > nanos_saturating(self.latency_threshold) =>
+            {
                 Outcome::Drop
             }
             other => other,

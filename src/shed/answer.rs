@@ -32,10 +32,10 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use super::codel::nanos;
 use super::hook::{Shed, ShedFn};
 use super::priority::Priority;
 use super::reason::ShedReason;
+use crate::clock::nanos_saturating;
 use crate::response::answer::RATELIMIT_POLICY;
 use crate::response::fields;
 
@@ -59,7 +59,7 @@ impl Answers {
     /// Answers carrying `Retry-After: retry_after` (whole seconds, rounded
     /// up, at least 1) and the policy of at most `max_in_flight` at once.
     pub(crate) fn new(retry_after: Duration, max_in_flight: usize) -> Self {
-        let secs = fields::retry_after_secs(nanos(retry_after));
+        let secs = fields::retry_after_secs(nanos_saturating(retry_after));
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(RETRY_AFTER, fields::retry_after_value(secs));
         let policy = format!("\"{POLICY}\";q={max_in_flight};qu=\"concurrent-requests\"");

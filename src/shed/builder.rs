@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::adaptive::{Adaptive, Aimd};
 use super::answer::Answers;
-use super::codel::{nanos, Codel};
+use super::codel::Codel;
 use super::core::Config;
 use super::error::ShedConfigError;
 use super::gate::Gate;
@@ -14,6 +14,7 @@ use super::gradient::Gradient;
 use super::hook::{Shed, ShedFn};
 use super::layer::LoadShedLayer;
 use super::priority::{self, Priority, PriorityFn};
+use crate::clock::nanos_saturating;
 use crate::clock::{Clock, MonotonicClock};
 use crate::key::{KeyExtractor, RequestInfo};
 
@@ -211,7 +212,7 @@ impl LoadShedBuilder {
         }
         let config = Config {
             max_queue,
-            max_queue_wait: nanos(self.max_queue_wait),
+            max_queue_wait: nanos_saturating(self.max_queue_wait),
             codel: self.codel,
             withheld,
             adaptive: self.adaptive,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::clock::Nanos;
+use crate::clock::{nanos_saturating, Nanos};
 
 /// Controlled-delay queue management with adaptive LIFO.
 ///
@@ -77,11 +77,11 @@ impl Codel {
     }
 
     pub(crate) fn target_nanos(&self) -> Nanos {
-        nanos(self.target)
+        nanos_saturating(self.target)
     }
 
     pub(crate) fn interval_nanos(&self) -> Nanos {
-        nanos(self.interval)
+        nanos_saturating(self.interval)
     }
 }
 
@@ -89,11 +89,6 @@ impl Default for Codel {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// A duration in nanoseconds, saturating.
-pub(crate) fn nanos(d: Duration) -> Nanos {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What CoDel has seen of the queue.

@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use super::adaptive::check_bounds;
 use super::adaptive::{Latencies, Outcome};
-use super::codel::nanos;
+use crate::clock::nanos_saturating;
 use crate::clock::Nanos;
 
 /// The most success latencies one window keeps: past it, a uniform sample
@@ -372,7 +372,7 @@ impl Gradient {
 
     /// `interval` plus up to `jitter` percent of it, from the random `draw`.
     fn jittered_interval(&self, draw: u64) -> Nanos {
-        let interval = nanos(self.probe_interval);
+        let interval = nanos_saturating(self.probe_interval);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let span = (interval as f64 * self.probe_jitter / 100.0) as u64;
         interval.saturating_add(draw.checked_rem(span.saturating_add(1)).unwrap_or(0))
@@ -551,7 +551,7 @@ impl GradientState {
         self.successes = 0;
         self.drops = 0;
         self.peak_in_flight = 0;
-        self.window_end = now.saturating_add(nanos(self.settings.window));
+        self.window_end = now.saturating_add(nanos_saturating(self.settings.window));
     }
 
     /// Pins the limit at the probe limit and measures the baseline afresh.

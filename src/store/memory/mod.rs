@@ -169,7 +169,7 @@ impl<C: Clock> MemoryStoreBuilder<C> {
 
     /// The store.
     pub fn build(self) -> MemoryStore<C> {
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = crate::clock::nanos_saturating;
         MemoryStore {
             inner: Arc::new(Inner {
                 clock: self.clock,

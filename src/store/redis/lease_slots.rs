@@ -239,7 +239,7 @@ fn decide(outcomes: impl IntoIterator<Item = Outcome>) -> Decision {
 impl LeaseSlots {
     /// The table for `lease` (valid: the builder checks).
     pub(super) fn new(lease: &TokenLease) -> Self {
-        let max_age = u64::try_from(lease.lease_max_age().as_nanos()).unwrap_or(u64::MAX);
+        let max_age = crate::clock::nanos_saturating(lease.lease_max_age());
         Self {
             tokens: lease.tokens().max(1),
             max_age: max_age.max(1),
