@@ -71,6 +71,13 @@ impl Decision {
         }
     }
 
+    /// The same decision naming the limit at `policy` instead (a store
+    /// that judged a check's charges in another order).
+    #[must_use]
+    pub(crate) fn at_policy(self, policy: usize) -> Self {
+        Self { policy, ..self }
+    }
+
     /// Whether the request may proceed.
     pub fn is_allowed(&self) -> bool {
         self.allowed

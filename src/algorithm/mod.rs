@@ -11,7 +11,7 @@
 //! | algorithm | state per key | precision |
 //! |---|---|---|
 //! | [`Gcra`] (token bucket) | 8 bytes | exact, smooth refill |
-//! | [`FixedWindow`] | 8 bytes | exact per window; up to 2x at a window edge |
+//! | [`FixedWindow`] | 8 bytes ([`WideFixedWindow`]: 16, for quotas of more than about one unit per two ns) | exact per window; up to 2x at a window edge |
 //! | [`SlidingWindow`] | 16 bytes ([`PackedSlidingWindow`]: 8, for most quotas) | weighted estimate of the last period |
 //! | [`SlidingLog`] | 16 bytes per request in the period | exact |
 //! | [`Concurrency`] | 8 bytes | exact in-flight count |
@@ -41,7 +41,7 @@ mod sliding_log;
 mod sliding_window;
 
 pub use concurrency::Concurrency;
-pub use fixed_window::FixedWindow;
+pub use fixed_window::{FixedWindow, WideFixedWindow};
 pub use gcra::Gcra;
 pub use kind::{AlgorithmKind, UnknownAlgorithm};
 pub use outcome::{Outcome, RETRY_NEVER};

@@ -24,6 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod coalesce;
 mod memory;
 mod permit;
 #[cfg(feature = "redis")]

@@ -366,3 +366,61 @@ async fn gcra_refills_like_memory() {
         assert!(!twin.step(2).await.is_allowed());
     }
 }
+
+/// One limit charged twice in one check is judged as one charge of the
+/// summed cost in Redis too: the same answer as that single charge for a
+/// client in the same state (retry-after within a round trip).
+#[tokio::test]
+async fn a_limit_charged_twice_in_one_check_is_judged_as_the_summed_charge() {
+    let server = Server::start();
+    let store = server.store();
+    for kind in [
+        AlgorithmKind::Gcra,
+        AlgorithmKind::FixedWindow,
+        AlgorithmKind::SlidingWindow,
+        AlgorithmKind::SlidingLog,
+    ] {
+        let h = store.bind(&rate("twice", "5/minute", kind));
+        for (n, (spent, parts)) in [(0u64, [3u64, 3]), (3, [1, 2]), (1, [2, 2])]
+            .into_iter()
+            .enumerate()
+        {
+            let (split_key, whole_key) = (
+                key(&format!("{kind:?}-{n}-a")),
+                key(&format!("{kind:?}-{n}-b")),
+            );
+            for k in [&split_key, &whole_key] {
+                if spent > 0 {
+                    let v = check(&store, &[Charge::new(&h, k, spent)])
+                        .await
+                        .expect("redis");
+                    assert!(v.decision.is_allowed());
+                }
+            }
+            let split = [
+                Charge::new(&h, &split_key, parts[0]),
+                Charge::new(&h, &split_key, parts[1]),
+            ];
+            let whole = [Charge::new(&h, &whole_key, parts[0] + parts[1])];
+            let a = check(&store, &split).await.expect("redis").decision;
+            let b = check(&store, &whole).await.expect("redis").decision;
+            let what = format!("{kind:?}, {spent} spent, {parts:?}");
+            assert_eq!(a.is_allowed(), b.is_allowed(), "{what}");
+            assert_eq!(a.is_impossible(), b.is_impossible(), "{what}");
+            assert_eq!(a.remaining(), b.remaining(), "{what}");
+            assert_eq!(a.policy(), 0, "{what}");
+            if parts[0] + parts[1] > 5 {
+                assert!(a.is_impossible(), "{what}: can never pass");
+            }
+            let (ra, rb) = (
+                a.retry_after().unwrap_or_default(),
+                b.retry_after().unwrap_or_default(),
+            );
+            let apart = ra.abs_diff(rb);
+            assert!(
+                apart <= Duration::from_millis(50),
+                "{what}: retry {ra:?} vs {rb:?}"
+            );
+        }
+    }
+}

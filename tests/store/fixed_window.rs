@@ -129,3 +129,33 @@ fn fixed_window_store_key_is_not_stuck_after_long_uptime() {
     clock.advance(Duration::from_millis(1));
     assert!(support::decide(&store, &charge).is_allowed());
 }
+
+/// The defect an outside differential check found, through the store: the
+/// window number was kept in 32 bits, so a key filled in one 1 ms window
+/// and idle exactly 2^32 - 1 or 2^32 windows (49.7 days) was refused in a
+/// window it never used.
+#[test]
+fn a_key_idle_for_two_to_the_32_windows_gets_a_fresh_window() {
+    for idle in [(1u64 << 32) - 1, 1 << 32] {
+        let clock = ManualClock::new();
+        clock.set(5 * MS);
+        let store = support::store(&clock);
+        let limit = support::rate(
+            "ms",
+            "2/ms",
+            tollgate::algorithm::AlgorithmKind::FixedWindow,
+        );
+        let handle = tollgate::store::Store::bind(&store, &limit);
+        let key = support::key("client");
+        let charge = [Charge::new(&handle, &key, 2)];
+        assert!(support::decide(&store, &charge).is_allowed());
+        assert!(!support::decide(&store, &charge).is_allowed(), "full");
+        clock.set(5 * MS + idle * MS);
+        let fresh = support::decide(&store, &charge);
+        assert!(
+            fresh.is_allowed(),
+            "idle {idle} windows: a window never used"
+        );
+        assert!(!support::decide(&store, &charge).is_allowed());
+    }
+}

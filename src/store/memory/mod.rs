@@ -48,6 +48,7 @@ pub(crate) use self::byte_key::ByteKey;
 pub(crate) use self::in_flight::Counter;
 pub(crate) use self::ip_key::IpKey;
 use self::table::Table;
+use super::coalesce::coalesce;
 use super::{Charge, Checked, Never, Permits, Receipt, Store, Verdict};
 use crate::clock::{Clock, MonotonicClock, Nanos};
 use crate::decision::Decision;
@@ -218,12 +219,31 @@ impl<C: Clock> MemoryStore<C> {
                 receipt,
             });
         }
+        // A counter charged twice is one charge of the summed cost.
+        if let Some((kept, positions)) = coalesce(charges, same_counter) {
+            return self.run_many(&kept, Some(&positions), now, permits, take);
+        }
+        self.run_many(charges, None, now, permits, take)
+    }
+
+    /// [`run`](Self::run) for a check of several charges, each counter
+    /// once; `positions` maps them to the check's positions when they were
+    /// coalesced.
+    fn run_many(
+        &self,
+        charges: &[Charge<'_, MemoryHandle>],
+        positions: Option<&[usize]>,
+        now: Nanos,
+        mut permits: Permits,
+        take: bool,
+    ) -> Result<Verdict, StoreError> {
+        let at = |i: usize| positions.map_or(i, |p| p[i]);
         // Phase one: look without charging. A request any limit refuses is
         // refused here, and no limit is charged for it.
         let mut decision: Option<Decision> = None;
         for (i, c) in charges.iter().enumerate() {
             let outcome = c.handle.table.peek(c.key, now, c.cost);
-            decision = Some(merge(decision, i, outcome));
+            decision = Some(merge(decision, at(i), outcome));
         }
         let Some(looked) = decision else {
             return Ok(Verdict {
@@ -253,12 +273,12 @@ impl<C: Clock> MemoryStore<C> {
             if !outcome.allowed {
                 undo(&charges[..i], now);
                 return Ok(Verdict {
-                    decision: Decision::from_outcome(i, outcome),
+                    decision: Decision::from_outcome(at(i), outcome),
                     permits: Permits::none(),
                     receipt: None,
                 });
             }
-            decision = Some(merge(decision, i, outcome));
+            decision = Some(merge(decision, at(i), outcome));
         }
         Ok(Verdict {
             decision: decision.unwrap_or_else(Decision::unlimited),
@@ -273,6 +293,11 @@ fn merge(decision: Option<Decision>, i: usize, outcome: crate::algorithm::Outcom
         None => Decision::from_outcome(i, outcome),
         Some(d) => d.merge(i, outcome),
     }
+}
+
+/// Whether two charges count on one counter: the same bound limit and key.
+fn same_counter(a: &Charge<'_, MemoryHandle>, b: &Charge<'_, MemoryHandle>) -> bool {
+    Arc::ptr_eq(&a.handle.table, &b.handle.table) && a.key == b.key
 }
 
 fn undo(charges: &[Charge<'_, MemoryHandle>], now: Nanos) {

@@ -12,7 +12,7 @@ use super::ip_key::IpKey;
 use crate::algorithm::AlgorithmKind;
 use crate::algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, Outcome, PackedSlidingWindow, SlidingLog,
-    SlidingWindow,
+    SlidingWindow, WideFixedWindow,
 };
 use crate::clock::Nanos;
 use crate::error::StoreError;
@@ -199,6 +199,7 @@ impl Drop for Table {
 enum Counters {
     Gcra(Keyed<Gcra>),
     FixedWindow(Keyed<FixedWindow>),
+    WideFixedWindow(Keyed<WideFixedWindow>),
     SlidingWindow(Keyed<SlidingWindow>),
     PackedSlidingWindow(Keyed<PackedSlidingWindow>),
     SlidingLog(Keyed<SlidingLog>),
@@ -210,6 +211,7 @@ macro_rules! each {
         match $table {
             Counters::Gcra($keyed) => $body,
             Counters::FixedWindow($keyed) => $body,
+            Counters::WideFixedWindow($keyed) => $body,
             Counters::SlidingWindow($keyed) => $body,
             Counters::PackedSlidingWindow($keyed) => $body,
             Counters::SlidingLog($keyed) => $body,
@@ -222,8 +224,14 @@ impl Table {
     pub(crate) fn new(limit: &Limit, budget: Arc<Budget>) -> Self {
         let quota = limit.quota();
         let counters = match limit.kind() {
+            // One word per key when every window number of the clock's
+            // range fits beside the count, two otherwise.
             LimitKind::Rate(AlgorithmKind::FixedWindow) => {
-                Counters::FixedWindow(Keyed::new(FixedWindow::new(quota)))
+                if FixedWindow::is_exact(quota) {
+                    Counters::FixedWindow(Keyed::new(FixedWindow::new(quota)))
+                } else {
+                    Counters::WideFixedWindow(Keyed::new(WideFixedWindow::new(quota)))
+                }
             }
             // One 64-bit word per key when the quota's numbers fit, two otherwise.
             LimitKind::Rate(AlgorithmKind::SlidingWindow) => {
@@ -257,6 +265,7 @@ impl Table {
             Counters::Concurrency(table) => table.acquire(key, budget, now, cost, permits),
             Counters::Gcra(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::FixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
+            Counters::WideFixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::SlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::PackedSlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
             Counters::SlidingLog(keyed) => keyed.acquire(key, budget, now, cost),
@@ -276,6 +285,7 @@ impl Table {
             Counters::Concurrency(_) => {}
             Counters::Gcra(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::FixedWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
+            Counters::WideFixedWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::SlidingWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::PackedSlidingWindow(keyed) => keyed.refund_later(key, charged_at, now, cost),
             Counters::SlidingLog(keyed) => keyed.refund_later(key, charged_at, now, cost),
@@ -287,6 +297,7 @@ impl Table {
             Counters::Concurrency(_) => {}
             Counters::Gcra(keyed) => keyed.refund(key, charged_at, cost),
             Counters::FixedWindow(keyed) => keyed.refund(key, charged_at, cost),
+            Counters::WideFixedWindow(keyed) => keyed.refund(key, charged_at, cost),
             Counters::SlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
             Counters::PackedSlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
             Counters::SlidingLog(keyed) => keyed.refund(key, charged_at, cost),

@@ -561,6 +561,7 @@ use self::lease_slots::LeaseSlots;
 use self::over_limit::OverLimitCache;
 use self::reply::{read_outcome, read_reply, RedisTime};
 use self::scripts::{CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
+use super::coalesce::coalesce;
 use super::{Charge, Checked, Permit, Permits, Receipt, Store, Verdict};
 use crate::clock::Clock;
 use crate::decision::Decision;
@@ -794,6 +795,35 @@ impl RedisStore {
         self.inner.leases.as_ref().map_or(0, LeaseSlots::len)
     }
 
+    /// [`start`](Self::start) with each counter charged once: a counter
+    /// charged twice is one charge of the summed cost, and the decision
+    /// names the first place it had in the check.
+    fn start_coalesced(
+        &self,
+        charges: &[Charge<'_, RedisHandle>],
+        take: bool,
+    ) -> Checked<CheckFuture> {
+        let Some((kept, positions)) = coalesce(charges, same_counter) else {
+            return self.start(charges, take);
+        };
+        let renumber = move |verdict: Verdict| {
+            let policy = verdict.decision.policy();
+            match positions.get(policy) {
+                Some(&original) => Verdict {
+                    decision: verdict.decision.at_policy(original),
+                    ..verdict
+                },
+                None => verdict,
+            }
+        };
+        match self.start(&kept, take) {
+            Checked::Ready(result) => Checked::Ready(result.map(renumber)),
+            Checked::Pending(future) => {
+                Checked::Pending(CheckFuture::new(async move { future.await.map(renumber) }))
+            }
+        }
+    }
+
     fn start(&self, charges: &[Charge<'_, RedisHandle>], take: bool) -> Checked<CheckFuture> {
         if charges.is_empty() {
             return Checked::Ready(Ok(Verdict {
@@ -1023,6 +1053,13 @@ impl Drop for Unanswered<'_> {
     }
 }
 
+/// Whether two charges count on one Redis counter as one limit: the same
+/// key, and limits of the same name, algorithm and parameters.
+fn same_counter(a: &Charge<'_, RedisHandle>, b: &Charge<'_, RedisHandle>) -> bool {
+    let (x, y) = (&a.handle.spec, &b.handle.spec);
+    a.key == b.key && x.id == y.id && x.code == y.code && x.params == y.params
+}
+
 /// What a check sends to Redis, and what it does with the answer.
 struct Call {
     /// The check's number ([`Inner::next_id`]); `args[1]` is its nonce.
@@ -1063,15 +1100,20 @@ impl Store for RedisStore {
     }
 
     fn check(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
-        self.start(charges, true)
+        self.start_coalesced(charges, true)
     }
 
     fn peek(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
-        self.start(charges, false)
+        self.start_coalesced(charges, false)
     }
 
     fn refund(&self, charges: &[Charge<'_, RedisHandle>], receipt: Receipt) {
-        self.inner.refund(charges, receipt);
+        // The charges as the check ran them (sorted-set members are named
+        // by their position there).
+        match coalesce(charges, same_counter) {
+            Some((kept, _)) => self.inner.refund(&kept, receipt),
+            None => self.inner.refund(charges, receipt),
+        }
     }
 }
 
