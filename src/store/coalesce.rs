@@ -27,7 +27,7 @@ pub(crate) fn coalesce<'a, H>(
         match kept.iter_mut().find(|k| same(k, charge)) {
             Some(k) => k.cost = k.cost.saturating_add(charge.cost),
             None => {
-                kept.push(charge.clone());
+                kept.push(*charge);
                 positions.push(j);
             }
         }

@@ -261,7 +261,7 @@ mod tests {
             now += x % (S / 2);
             let cost = 1 + x % 3;
             assert_eq!(p.acquire(&sp, now, cost), w.acquire(&sw, now, cost));
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 p.refund(&sp, now, 1);
                 w.refund(&sw, now, 1);
             }
