@@ -55,7 +55,9 @@ impl<H> Rule<H> {
     }
 
     /// Binds `plans`, keeping the counters of every limit `previous` already
-    /// bound with the same definition (name, quota and algorithm).
+    /// bound with the same definition (name, quota and algorithm) in the
+    /// tier of the same name. Only there: two tiers holding identical
+    /// definitions count apart before a reload, so they must after it.
     pub(crate) fn rebind<St: Store<Handle = H>>(
         store: &St,
         plans: Plans,
@@ -76,7 +78,7 @@ impl<H> Rule<H> {
                     .iter()
                     .map(|l| {
                         previous
-                            .and_then(|p| p.handle_of(l))
+                            .and_then(|p| p.handle_of(tier.name(), l))
                             .unwrap_or_else(|| store.bind(l))
                     })
                     .collect()
@@ -124,15 +126,68 @@ impl<H> Rule<H> {
 }
 
 impl<H: Clone> Rule<H> {
-    /// The handle bound for a limit defined exactly as `limit`.
-    fn handle_of(&self, limit: &Limit) -> Option<H> {
-        self.plans
+    /// The handle bound in the tier named `tier` for a limit defined
+    /// exactly as `limit` (names are unique within a tier).
+    fn handle_of(&self, tier: &str, limit: &Limit) -> Option<H> {
+        let (old, handles) = self
+            .plans
             .tiers()
             .iter()
             .zip(&self.handles)
-            .find_map(|(tier, handles)| {
-                let index = tier.limits().iter().position(|l| l == limit)?;
-                handles.get(index).cloned()
-            })
+            .find(|(old, _)| old.name() == tier)?;
+        let index = old.limits().iter().position(|l| l == limit)?;
+        handles.get(index).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{Key, PeerIp};
+    use crate::store::{Charge, Checked, MemoryHandle, MemoryStore};
+
+    fn admitted(store: &MemoryStore, handle: &MemoryHandle, key: &Key<'_>) -> bool {
+        match store.check(&[Charge::new(handle, key, 1)]) {
+            Checked::Ready(verdict) => verdict.expect("memory").decision.is_allowed(),
+            Checked::Pending(never) => match never {},
+        }
+    }
+
+    /// Found by reading, shown here: two tiers holding an identical limit
+    /// definition count apart, and went on counting apart after a reload
+    /// only once handles were looked up by tier as well as definition.
+    #[test]
+    fn identical_limits_of_two_tiers_keep_their_own_counters_across_a_reload() {
+        let shared = || {
+            crate::limit::Limit::new(
+                "shared",
+                "2/minute".parse().expect("quota"),
+                crate::algorithm::AlgorithmKind::Gcra,
+            )
+            .expect("limit")
+        };
+        let plans = Plans::builder()
+            .tier_limits("basic", [shared()])
+            .tier_limits("team", [shared()])
+            .build()
+            .expect("plans");
+        assert_eq!(plans.tiers()[0].limits(), plans.tiers()[1].limits());
+        let store = MemoryStore::new();
+        let extractor: Arc<dyn KeyExtractor> = Arc::new(PeerIp::new());
+        let rule = Rule::bind(&store, plans.clone(), Arc::clone(&extractor));
+        let key = Key::owned("client", "t").expect("key");
+        let (basic, team) = (&rule.handles[0][0], &rule.handles[1][0]);
+        assert!(admitted(&store, basic, &key) && admitted(&store, basic, &key));
+        assert!(!admitted(&store, basic, &key), "basic spent");
+        assert!(admitted(&store, team, &key), "team counts apart");
+
+        let reloaded = Rule::rebind(&store, plans, extractor, Some(&rule));
+        let (basic, team) = (&reloaded.handles[0][0], &reloaded.handles[1][0]);
+        assert!(
+            !admitted(&store, basic, &key),
+            "basic kept its counter: still spent"
+        );
+        assert!(admitted(&store, team, &key), "team kept its own: one left");
+        assert!(!admitted(&store, team, &key), "and now spent");
     }
 }

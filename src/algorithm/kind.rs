@@ -10,7 +10,9 @@ pub enum AlgorithmKind {
     Gcra,
     /// Fixed window counter, reset at each window boundary.
     FixedWindow,
-    /// Sliding window counter: the two-window weighted estimate.
+    /// Sliding window counter: the two-window weighted estimate (under
+    /// constant demand it settles at `count - 1` per period; see
+    /// [`SlidingWindow`](crate::algorithm::SlidingWindow)).
     SlidingWindow,
     /// Sliding window log: exact, one timestamp per request kept for a period.
     SlidingLog,

@@ -12,8 +12,8 @@
 //! |---|---|---|
 //! | [`Gcra`] (token bucket) | 8 bytes | exact, smooth refill |
 //! | [`FixedWindow`] | 8 bytes ([`WideFixedWindow`]: 16, for quotas of more than about one unit per two ns) | exact per window; up to 2x at a window edge |
-//! | [`SlidingWindow`] | 16 bytes ([`PackedSlidingWindow`]: 8, for most quotas) | weighted estimate of the last period |
-//! | [`SlidingLog`] | 16 bytes per request in the period | exact |
+//! | [`SlidingWindow`] | 16 bytes ([`PackedSlidingWindow`]: 8, for most quotas) | weighted estimate of the last period, never above the count; under constant demand `count - 1` per period (`1/hour`: one per two hours) |
+//! | [`SlidingLog`] | 16 bytes per request in the period | exact: at most the count in any half-open `[t, t + period)` |
 //! | [`Concurrency`] | 8 bytes | exact in-flight count |
 //!
 //! ```

@@ -14,6 +14,12 @@ pub const SLIDING_LOG_MAX: u64 = 100_000;
 /// Keeps the time and cost of each admitted request of the last `period`
 /// under a per-key mutex: O(requests in the period) memory, at most
 /// [`SLIDING_LOG_MAX`] entries, and O(1) amortised work per check.
+///
+/// Window edges: an admission at instant `t` counts from `t` until just
+/// before `t + period` (at `t + period` it has left the log). So at any
+/// `now` the log holds the admissions of the half-open `(now - period,
+/// now]`, no half-open interval `[t, t + period)` ever holds more than the
+/// count, and a request is refused only when the one ending at it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingLog {
     period: u64,

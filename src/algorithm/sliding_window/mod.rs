@@ -18,6 +18,15 @@ pub use packed::PackedSlidingWindow;
 /// current count, previous count), updated by compare-and-swap. When the
 /// window numbers and counts of a quota fit 64 bits,
 /// [`PackedSlidingWindow`] runs the same steps on one 64-bit word.
+///
+/// Because the weighted part is rounded up, the estimate never admits more
+/// than `count` in a period, and it is pessimistic: under constant demand
+/// (a request waiting whenever one may pass) it settles at **`count - 1`
+/// admitted per period**. With a full previous window, the weighted part is
+/// at least 1 until the very end of the current one; for `count = 1` no
+/// request passes in the window after an admitted one, so `1/hour` admits
+/// one request every two hours. Pick GCRA or the [`SlidingLog`](super::SlidingLog)
+/// where one unit matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindow {
     period: u64,
@@ -267,5 +276,43 @@ mod tests {
         w.refund(&st, S, 2);
         assert!(w.is_idle(&st, S));
         assert_eq!(w.peek(&st, S, 3).retry_after, RETRY_NEVER);
+    }
+
+    /// What the docs say it admits under constant demand: `count - 1` per
+    /// period once settled, and for `count = 1` one per two periods; never
+    /// more than `count` in any period.
+    #[test]
+    fn constant_demand_settles_at_one_below_the_count() {
+        for (text, count) in [("1/hour", 1u64), ("3/second", 3), ("10/minute", 10)] {
+            let quota: Quota = text.parse().expect("quota");
+            let w = SlidingWindow::new(&quota);
+            let period = quota.period_nanos();
+            let st = w.new_state();
+            let step = period / 1_000;
+            let mut per_window = vec![0u64; 12];
+            let mut admitted_at = Vec::new();
+            let mut now = 0;
+            while now < 12 * period {
+                if w.acquire(&st, now, 1).allowed {
+                    per_window[(now / period) as usize] += 1;
+                    admitted_at.push(now);
+                }
+                now += step;
+            }
+            // Settled (after the first two windows): count - 1 each window,
+            // or for count = 1 one in every other window.
+            let settled = &per_window[2..];
+            if count == 1 {
+                assert_eq!(settled.iter().sum::<u64>(), 5, "{text}: {per_window:?}");
+                assert!(settled.iter().all(|&n| n <= 1), "{text}: {per_window:?}");
+            } else {
+                assert!(settled.iter().all(|&n| n == count - 1), "{text}: {per_window:?}");
+            }
+            // Never more than the count in any period-long interval.
+            for (i, &t) in admitted_at.iter().enumerate() {
+                let within = admitted_at[i..].iter().take_while(|&&u| u < t + period).count();
+                assert!(within as u64 <= count, "{text}: {within} within a period from {t}");
+            }
+        }
     }
 }
