@@ -159,3 +159,35 @@ fn a_key_idle_for_two_to_the_32_windows_gets_a_fresh_window() {
         assert!(!support::decide(&store, &charge).is_allowed());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The fixed window against its definition alone: in each window
+    /// `[i P, (i + 1) P)` of the clock at most the count, and a refusal only
+    /// when the request's own window has no room for it.
+    #[test]
+    fn fixed_window_keeps_its_definition(
+        count in 1u64..=8,
+        period_ms in 1u64..=50,
+        trace in prop::collection::vec((0u64..30_000_000, 1u64..=4), 1..150),
+    ) {
+        let quota = Quota::new(count, Duration::from_millis(period_ms)).expect("quota");
+        let period = quota.period_nanos();
+        let window = FixedWindow::new(&quota);
+        let state = window.new_state();
+        let mut now: Nanos = 1_000_000_000;
+        let mut used: BTreeMap<Nanos, u64> = BTreeMap::new();
+        for (by, cost) in trace {
+            now += by;
+            let outcome = window.acquire(&state, now, cost);
+            let mine = used.entry(now / period).or_insert(0);
+            if outcome.allowed {
+                *mine += cost;
+                prop_assert!(*mine <= count, "{} in window {}", *mine, now / period);
+            } else {
+                prop_assert!(*mine + cost > count, "refused {} with {} of {} used", cost, *mine, count);
+            }
+        }
+    }
+}

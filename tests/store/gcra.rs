@@ -113,3 +113,98 @@ fn a_burst_above_the_count_is_spent_at_once_then_refills_at_the_rate() {
         500_000_000
     );
 }
+
+/// One step of a trace for the governor oracle.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Advance the clock by this many nanoseconds, then charge `cost`.
+    After(u64, u32),
+    /// Advance to exactly the last refusal's retry instant (or one
+    /// nanosecond before it), then charge `cost`: the boundary.
+    AtRetry { early: bool, cost: u32 },
+}
+
+fn steps(len: usize) -> impl Strategy<Value = Vec<Step>> {
+    let step = prop_oneof![
+        3 => (0u64..2_000_000_000, 1u32..=12).prop_map(|(d, c)| Step::After(d, c)),
+        1 => (0u64..20_000, 1u32..=12).prop_map(|(d, c)| Step::After(d, c)),
+        2 => (any::<bool>(), 1u32..=12).prop_map(|(early, cost)| Step::AtRetry { early, cost }),
+    ];
+    prop::collection::vec(step, 1..len)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// An independent oracle: governor's GCRA, on its fake clock, given the
+    /// same emission interval and burst, fed the same random trace with
+    /// exact boundaries (at a refusal's retry instant and 1 ns before it).
+    /// Every decision, every remaining count after an admission and every
+    /// retry-after must agree exactly.
+    #[test]
+    fn gcra_agrees_with_governor_on_random_traces(
+        quota in gcra_quota(),
+        trace in steps(200),
+    ) {
+        use std::num::NonZeroU32;
+        use std::time::Duration;
+        use governor::clock::FakeRelativeClock;
+        use governor::middleware::StateInformationMiddleware;
+
+        let ours = Gcra::new(&quota);
+        let state = ours.new_state();
+        let interval = quota.emission_interval_nanos();
+        let burst = u32::try_from(quota.burst()).expect("small burst");
+        let theirs_quota = governor::Quota::with_period(Duration::from_nanos(interval))
+            .expect("interval above zero")
+            .allow_burst(NonZeroU32::new(burst).expect("burst above zero"));
+        let clock = FakeRelativeClock::default();
+        let theirs = governor::RateLimiter::direct_with_clock(theirs_quota, clock.clone())
+            .with_middleware::<StateInformationMiddleware>();
+        // Both count from the same origin: governor from its creation, ours
+        // from the clock's zero, one second in.
+        let mut now: Nanos = S;
+        clock.advance(Duration::from_nanos(S));
+        let mut last_retry: Option<u64> = None;
+        for (i, step) in trace.iter().enumerate() {
+            let (by, cost) = match *step {
+                Step::After(by, cost) => (by, cost),
+                Step::AtRetry { early, cost } => match last_retry {
+                    Some(r) if early => (r.saturating_sub(1), cost),
+                    Some(r) => (r, cost),
+                    None => (0, cost),
+                },
+            };
+            now += by;
+            clock.advance(Duration::from_nanos(by));
+            let outcome = ours.acquire(&state, now, u64::from(cost));
+            let n = NonZeroU32::new(cost).expect("cost above zero");
+            match theirs.check_n(n) {
+                Err(_insufficient) => {
+                    prop_assert!(!outcome.allowed, "step {}: governor can never admit {}", i, cost);
+                    prop_assert_eq!(outcome.retry_after, tollgate::algorithm::RETRY_NEVER, "step {}", i);
+                    last_retry = None;
+                }
+                Ok(Ok(snapshot)) => {
+                    prop_assert!(outcome.allowed, "step {}: governor admits {} at {}", i, cost, now);
+                    prop_assert_eq!(
+                        outcome.remaining,
+                        u64::from(snapshot.remaining_burst_capacity()),
+                        "step {}: remaining", i
+                    );
+                    last_retry = None;
+                }
+                Ok(Err(not_until)) => {
+                    prop_assert!(!outcome.allowed, "step {}: governor refuses {} at {}", i, cost, now);
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+                    prop_assert_eq!(
+                        u128::from(outcome.retry_after),
+                        wait.as_nanos(),
+                        "step {}: retry-after", i
+                    );
+                    last_retry = Some(outcome.retry_after);
+                }
+            }
+        }
+    }
+}

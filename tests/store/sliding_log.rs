@@ -92,3 +92,55 @@ proptest! {
         run_model(&log, model, quota.count(), quota.period_nanos(), start, &ops, &probe_rebuilt)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The sliding log against its definition alone, on random traces:
+    /// never more than the count in any half-open interval `[t, t + P)`,
+    /// and never a refusal while the interval ending at the request,
+    /// `(now - P, now]`, has room for it.
+    #[test]
+    fn sliding_log_keeps_its_definition(
+        count in 1u64..=8,
+        period_ms in 1u64..=50,
+        trace in prop::collection::vec((0u64..30_000_000, 1u64..=4), 1..150),
+    ) {
+        let quota = Quota::new(count, std::time::Duration::from_millis(period_ms)).expect("quota");
+        let period = quota.period_nanos();
+        let log = SlidingLog::new(&quota);
+        let state = log.new_state();
+        let mut now: Nanos = 1_000_000_000;
+        let mut admitted: Vec<(Nanos, u64)> = Vec::new();
+        let (mut yes, mut no) = (0, 0);
+        for (by, cost) in trace {
+            now += by;
+            let outcome = log.acquire(&state, now, cost);
+            let in_window: u64 = admitted
+                .iter()
+                .filter(|(t, _)| *t + period > now)
+                .map(|(_, c)| c)
+                .sum();
+            if outcome.allowed {
+                admitted.push((now, cost));
+                yes += 1;
+            } else {
+                no += 1;
+                prop_assert!(
+                    in_window + cost > count,
+                    "refused {} at {} with {} of {} used in the period ending there",
+                    cost, now, in_window, count
+                );
+            }
+        }
+        for &(t, _) in &admitted {
+            let within: u64 = admitted
+                .iter()
+                .filter(|(u, _)| *u >= t && *u < t + period)
+                .map(|(_, c)| c)
+                .sum();
+            prop_assert!(within <= count, "{} admitted in [{}, {} + P)", within, t, t);
+        }
+        prop_assert!(yes + no > 0);
+    }
+}

@@ -306,12 +306,21 @@ mod tests {
                 assert_eq!(settled.iter().sum::<u64>(), 5, "{text}: {per_window:?}");
                 assert!(settled.iter().all(|&n| n <= 1), "{text}: {per_window:?}");
             } else {
-                assert!(settled.iter().all(|&n| n == count - 1), "{text}: {per_window:?}");
+                assert!(
+                    settled.iter().all(|&n| n == count - 1),
+                    "{text}: {per_window:?}"
+                );
             }
             // Never more than the count in any period-long interval.
             for (i, &t) in admitted_at.iter().enumerate() {
-                let within = admitted_at[i..].iter().take_while(|&&u| u < t + period).count();
-                assert!(within as u64 <= count, "{text}: {within} within a period from {t}");
+                let within = admitted_at[i..]
+                    .iter()
+                    .take_while(|&&u| u < t + period)
+                    .count();
+                assert!(
+                    within as u64 <= count,
+                    "{text}: {within} within a period from {t}"
+                );
             }
         }
     }
