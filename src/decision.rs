@@ -74,6 +74,7 @@ impl Decision {
     /// The same decision naming the limit at `policy` instead (a store
     /// that judged a check's charges in another order).
     #[must_use]
+    #[cfg(feature = "redis")]
     pub(crate) fn at_policy(self, policy: usize) -> Self {
         Self { policy, ..self }
     }

@@ -25,9 +25,10 @@ use tollgate::store::{Charge, Checked, RedisStore, Store, Verdict};
 use tollgate::{Limit, StoreError};
 use tower::{Service, ServiceExt};
 
-const HOW_TO_GET_ONE: &str = "the Redis tests need a redis-server: install one \
-     (`apt-get install redis-server`, as .ci/run does) so the tests can start their own, \
-     or set REDIS_URL=redis://127.0.0.1:6379/ to a server they may write to";
+const HOW_TO_GET_ONE: &str = "the Redis tests need redis-server and redis-cli: run \
+     `apt-get install -y redis-server redis-tools` (as root the tests do it themselves) so the \
+     tests can start their own, or set REDIS_URL=redis://127.0.0.1:6379/ to a server they may \
+     write to (the outage and cluster tests still start their own)";
 
 /// A Redis the tests may use: their own `redis-server` process, killed by
 /// PID on drop, or the server `REDIS_URL` names.
@@ -132,9 +133,7 @@ impl Server {
 impl Own {
     /// A server on a port from `port`, with `extra` arguments.
     fn start(extra: &[&str], port: fn() -> u16) -> Own {
-        if !on_path("redis-server") {
-            panic!("redis-server is not on PATH; {HOW_TO_GET_ONE}");
-        }
+        provision();
         let mut last = String::new();
         for _ in 0..5 {
             let port = port();
@@ -219,9 +218,7 @@ impl Cluster {
 
     /// Three primaries with `replicas` replicas each.
     pub(crate) fn with_replicas(replicas: usize) -> Cluster {
-        if !on_path("redis-cli") {
-            panic!("redis-cli is not on PATH; {HOW_TO_GET_ONE} (package redis-tools)");
-        }
+        provision();
         let cluster_args = [
             "--cluster-enabled",
             "yes",
@@ -346,6 +343,50 @@ fn cluster_ok(port: u16) -> bool {
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+}
+
+/// Makes sure `redis-server` and `redis-cli` are on PATH, so the README's
+/// test command passes on a fresh machine of this project's kind with
+/// nothing done by hand: when they are missing and this process may install
+/// packages (root, `apt-get` present, `TOLLGATE_NO_INSTALL` unset), Debian's
+/// `redis-server` and `redis-tools` are installed once; otherwise the tests
+/// fail at once naming the one command to run. Never a skip.
+fn provision() {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let done = DONE.get_or_init(|| {
+        let present = || on_path("redis-server") && on_path("redis-cli");
+        if present() {
+            return Ok(());
+        }
+        let how = format!("redis-server or redis-cli is not on PATH; {HOW_TO_GET_ONE}");
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if std::env::var_os("TOLLGATE_NO_INSTALL").is_some() || !root || !on_path("apt-get") {
+            return Err(how);
+        }
+        eprintln!("tollgate tests: installing redis-server and redis-tools (apt-get)");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let installed =
+            apt(&["update", "-q"]) && apt(&["install", "-y", "-q", "redis-server", "redis-tools"]);
+        if installed && present() {
+            Ok(())
+        } else {
+            Err(format!("installing them with apt-get failed; {how}"))
+        }
+    });
+    if let Err(why) = done {
+        panic!("{why}");
+    }
 }
 
 fn on_path(program: &str) -> bool {
