@@ -220,12 +220,17 @@ async fn fifty_anonymous_clients_are_shed_fast_and_the_admitted_finish() {
     for reply in &ok {
         assert_generated(reply, "anonymous");
     }
+    // The queue gives up after 50 ms; nobody shed waits for the work: every
+    // shed answer comes before the first admitted one (which took the work,
+    // at least GENERATE_WORK). Relative, so a loaded machine that stretches
+    // both does not fail it.
+    let first_done = ok.iter().map(|r| r.elapsed).min().unwrap_or(GENERATE_WORK);
+    assert!(first_done >= GENERATE_WORK, "admitted after {first_done:?}");
     for reply in &shed {
         assert_shed(reply, "low");
-        // The queue gives up after 50 ms; nobody waits for the work.
         assert!(
-            reply.elapsed < GENERATE_WORK * 3 / 4,
-            "shed after {:?}",
+            reply.elapsed < first_done,
+            "shed after {:?}, the first admitted answered after {first_done:?}",
             reply.elapsed
         );
     }
