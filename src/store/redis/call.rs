@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use super::breaker::{Admit, CircuitOpen};
 use super::fallback::LocalCharge;
-use super::{scripts, Inner};
+use super::scripts::{self, Run};
+use super::Inner;
 use crate::error::StoreError;
 use crate::store::Verdict;
 
@@ -81,39 +82,24 @@ impl Gate {
         &self.inner
     }
 
-    /// One run of a check script (`check.lua` or a lean one) with
-    /// `check.lua`'s keys and arguments; see [`scripts::run`].
-    pub(super) async fn check_script(
+    /// One run of a charging script (a check's or a lease's); see
+    /// [`scripts::run`].
+    pub(super) async fn script(
         &self,
+        which: Run,
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<Vec<i64>, StoreError> {
         let inner = &*self.inner;
-        self.timed(scripts::run(
+        let call = scripts::run(
             &inner.backend,
             &inner.deadlines,
+            which,
             keys,
             args,
             inner.timeout,
-        ))
-        .await
-    }
-
-    /// One run of `lease.lua`; see [`scripts::run_lease`].
-    pub(super) async fn lease_script(
-        &self,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<Vec<i64>, StoreError> {
-        let inner = &*self.inner;
-        self.timed(scripts::run_lease(
-            &inner.backend,
-            &inner.deadlines,
-            keys,
-            args,
-            inner.timeout,
-        ))
-        .await
+        );
+        self.timed(call).await
     }
 
     /// Runs `call`: counted in the metrics, and an answer tells the

@@ -9,6 +9,7 @@ use super::breaker::CircuitOpen;
 use super::fallback::LocalCharge;
 use super::key;
 use super::lease_slots::{Ask, Grant, LeaseSlots, Settled, Slot};
+use super::scripts::Run;
 use super::{
     layout, Call, CheckFuture, Inner, RedisHandle, RedisStore, Spec, FIXED_WINDOW, GCRA,
     LEASED_RECEIPT,
@@ -329,7 +330,7 @@ impl Inner {
         let Some(mut gate) = self.admit() else {
             return Err(StoreError::Unavailable(Box::new(CircuitOpen)));
         };
-        let reply = gate.lease_script(keys, args).await;
+        let reply = gate.script(Run::Lease, keys, args).await;
         gate.report(reply.is_ok());
         reply
     }

@@ -560,7 +560,7 @@ use self::handle::Spec;
 use self::lease_slots::LeaseSlots;
 use self::over_limit::OverLimitCache;
 use self::reply::{read_outcome, read_reply, RedisTime};
-use self::scripts::{CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
+use self::scripts::{Run, CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
 use super::coalesce::coalesce;
 use super::{Charge, Checked, Permit, Permits, Receipt, Store, Verdict};
 use crate::clock::Clock;
@@ -965,7 +965,7 @@ impl Inner {
             inner: &this,
             slots,
         };
-        let reply = gate.check_script(keys, args).await;
+        let reply = gate.script(Run::Check, keys, args).await;
         gate.report(reply.is_ok());
         let reply = match reply {
             Ok(reply) => reply,

@@ -118,31 +118,46 @@ impl Lean {
     }
 }
 
-/// Runs a check with `check.lua`'s keys and arguments and answers as
-/// `check.lua` does: one GCRA, fixed-window or sliding-window charge runs
-/// its lean script instead, sent only the arguments it reads.
+/// Which of the charging scripts a call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Run {
+    /// A check, with `check.lua`'s keys and arguments: one GCRA,
+    /// fixed-window or sliding-window charge runs its lean script instead,
+    /// sent only the arguments it reads, and is answered as `check.lua`.
+    Check,
+    /// `lease.lua`, whose first argument is left for the deadline.
+    Lease,
+}
+
+/// Runs `which` with `keys` and `args`.
 ///
-/// A charging check (mode "2") is sent its deadline (see
-/// [`deadline`](super::deadline)) and its answer's `TIME` feeds the
-/// estimate; a script that started past its deadline charged nothing and
-/// is answered [`StoreError::Timeout`].
+/// A charging call (a check in mode "2", any lease) is sent its deadline
+/// (see [`deadline`](super::deadline)) in its first argument, and a
+/// charging check's answer's `TIME` feeds the estimate; a script that
+/// started past its deadline charged nothing and is answered
+/// [`StoreError::Timeout`].
 pub(super) async fn run(
     backend: &Backend,
     deadlines: &Deadlines,
+    which: Run,
     keys: Vec<String>,
     mut args: Vec<String>,
     timeout: Duration,
 ) -> Result<Vec<i64>, StoreError> {
     let malformed = || StoreError::Unavailable("unexpected answer from the Redis script".into());
-    let charging = args.first().is_some_and(|mode| mode == "2");
+    let charging = which == Run::Lease || args.first().is_some_and(|mode| mode == "2");
     let sent = deadlines.now();
-    if charging {
-        args[0] = deadlines.mode(sent, timeout);
+    if let (true, Some(mode)) = (charging, args.first_mut()) {
+        *mode = deadlines.mode(sent, timeout);
     }
-    let lean = lean(&args);
-    let (reply, limit) = match lean {
-        None => (backend.invoke(&CHECK, keys, args, timeout).await?, None),
-        Some(lean) => {
+    let lean = match which {
+        Run::Check => lean(&args),
+        Run::Lease => None,
+    };
+    let (reply, limit) = match (which, lean) {
+        (Run::Lease, _) => (backend.invoke(&LEASE, keys, args, timeout).await?, None),
+        (Run::Check, None) => (backend.invoke(&CHECK, keys, args, timeout).await?, None),
+        (Run::Check, Some(lean)) => {
             let limit = lean.limit_of(&args).ok_or_else(malformed)?;
             // Moved out, not copied: the arguments are not needed again.
             let sent = lean
@@ -154,18 +169,18 @@ pub(super) async fn run(
             (reply, Some(limit))
         }
     };
-    if let [LATE, secs, micros] = reply[..] {
-        if let Some(time) = RedisTime::read(secs, micros) {
-            deadlines.observe(sent, time);
-        }
-        return Err(StoreError::Timeout(timeout));
-    }
-    if charging {
+    // A late script answers {-1, secs, micros}; a charging check ends with
+    // the TIME it used.
+    let late = matches!(reply[..], [LATE, _, _]);
+    if late || (charging && which == Run::Check) {
         if let [.., secs, micros] = reply[..] {
             if let Some(time) = RedisTime::read(secs, micros) {
                 deadlines.observe(sent, time);
             }
         }
+    }
+    if late {
+        return Err(StoreError::Timeout(timeout));
     }
     match limit {
         None => Ok(reply),
@@ -185,30 +200,6 @@ static LEASE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("lease.lua")
     ))
 });
-
-/// Runs `lease.lua` with `args`, whose first is left for its deadline
-/// (set here, as a charging check's mode): a script started past it
-/// grants nothing and is answered [`StoreError::Timeout`].
-pub(super) async fn run_lease(
-    backend: &Backend,
-    deadlines: &Deadlines,
-    keys: Vec<String>,
-    mut args: Vec<String>,
-    timeout: Duration,
-) -> Result<Vec<i64>, StoreError> {
-    let sent = deadlines.now();
-    if let Some(mode) = args.first_mut() {
-        *mode = deadlines.mode(sent, timeout);
-    }
-    let reply: Vec<i64> = backend.invoke(&LEASE, keys, args, timeout).await?;
-    if let [LATE, secs, micros] = reply[..] {
-        if let Some(time) = RedisTime::read(secs, micros) {
-            deadlines.observe(sent, time);
-        }
-        return Err(StoreError::Timeout(timeout));
-    }
-    Ok(reply)
-}
 
 pub(super) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("release.lua")));

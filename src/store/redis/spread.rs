@@ -16,6 +16,7 @@ use std::sync::{Arc, LazyLock};
 use redis::Script;
 
 use super::fallback::LocalCharge;
+use super::scripts::Run;
 use super::{
     layout, read_outcome, Call, Gate, Inner, RedisTime, Slot, CONCURRENCY, RELEASE_TIMEOUT,
 };
@@ -136,7 +137,7 @@ impl Inner {
         let mut failure = None;
         for part in &parts {
             let reply = gate
-                .check_script(part.keys.clone(), part.args.clone())
+                .script(Run::Check, part.keys.clone(), part.args.clone())
                 .await;
             let reply = match reply {
                 Ok(reply) => reply,
