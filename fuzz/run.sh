@@ -27,10 +27,11 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 cargo build --release --target "$triple" $(printf -- '--bin %s ' "${targets[@]}")
 echo "| target | inputs run | seconds |"
 echo "|---|---:|---:|"
+bin="${CARGO_TARGET_DIR:-target}/$triple/release"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log=$(mktemp)
-  if ! "target/$triple/release/$t" "corpus/$t" -max_total_time="$seconds" -max_len=1024 \
+  if ! "$bin/$t" "corpus/$t" -max_total_time="$seconds" -max_len=1024 \
       -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "fuzz target $t FAILED" >&2
