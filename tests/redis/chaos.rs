@@ -145,9 +145,9 @@ impl Run {
     }
 }
 
-/// Runs the load for `before`, then `fault` (which returns once the fault
-/// is over), then `after` more.
-async fn run<F, Fut>(store: &RedisStore, before: Duration, fault: F, after: Duration) -> Run
+/// Runs the load for [`BEFORE`], then `fault` (which returns once the
+/// fault is over), then [`AFTER`] more.
+async fn run<F, Fut>(store: &RedisStore, fault: F) -> Run
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -195,11 +195,11 @@ where
             }
         })
     };
-    tokio::time::sleep(before).await;
+    tokio::time::sleep(BEFORE).await;
     let began = started.elapsed();
     fault().await;
     let ended = started.elapsed();
-    tokio::time::sleep(after).await;
+    tokio::time::sleep(AFTER).await;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.expect("no panic in the load");
@@ -338,16 +338,11 @@ async fn redis_paused_by_sigstop_then_continued() {
     let server = Server::own();
     let prefix = prefix();
     let store = store(server.url(), &prefix);
-    let run = run(
-        &store,
-        BEFORE,
-        || async {
-            server.signal("STOP");
-            tokio::time::sleep(fault_length()).await;
-            server.signal("CONT");
-        },
-        AFTER,
-    )
+    let run = run(&store, || async {
+        server.signal("STOP");
+        tokio::time::sleep(fault_length()).await;
+        server.signal("CONT");
+    })
     .await;
     run.judge("SIGSTOP", &store);
     no_permit_left(&server, &prefix).await;
@@ -359,16 +354,11 @@ async fn redis_killed_then_restarted_on_its_port() {
     let prefix = prefix();
     let store = store(server.url(), &prefix);
     let server = Mutex::new(&mut server);
-    let run = run(
-        &store,
-        BEFORE,
-        || async {
-            server.lock().expect("server").kill();
-            tokio::time::sleep(fault_length()).await;
-            server.lock().expect("server").restart();
-        },
-        AFTER,
-    )
+    let run = run(&store, || async {
+        server.lock().expect("server").kill();
+        tokio::time::sleep(fault_length()).await;
+        server.lock().expect("server").restart();
+    })
     .await;
     run.judge("SIGKILL and restart", &store);
 }
@@ -378,16 +368,11 @@ async fn redis_paused_by_client_pause() {
     let server = Server::own();
     let prefix = prefix();
     let store = store(server.url(), &prefix);
-    let run = run(
-        &store,
-        BEFORE,
-        || async {
-            let ms = fault_length().as_millis().to_string();
-            raw_command(&server, &["CLIENT", "PAUSE", &ms, "ALL"]).await;
-            tokio::time::sleep(fault_length()).await;
-        },
-        AFTER,
-    )
+    let run = run(&store, || async {
+        let ms = fault_length().as_millis().to_string();
+        raw_command(&server, &["CLIENT", "PAUSE", &ms, "ALL"]).await;
+        tokio::time::sleep(fault_length()).await;
+    })
     .await;
     run.judge("CLIENT PAUSE", &store);
     no_permit_left(&server, &prefix).await;
@@ -398,27 +383,22 @@ async fn redis_blocked_by_debug_sleep() {
     let server = Server::own_with(&["--enable-debug-command", "local"]);
     let prefix = prefix();
     let store = store(server.url(), &prefix);
-    let run = run(
-        &store,
-        BEFORE,
-        || async {
-            // DEBUG SLEEP blocks the server, and this call, until it ends
-            // (redis-cli waits for it without a response timeout).
-            let secs = format!("{:.3}", fault_length().as_secs_f64());
-            let port = server.port().to_string();
-            let status = tokio::task::spawn_blocking(move || {
-                std::process::Command::new("redis-cli")
-                    .args(["-h", "127.0.0.1", "-p", &port, "DEBUG", "SLEEP", &secs])
-                    .stdout(std::process::Stdio::null())
-                    .status()
-            })
-            .await
-            .expect("redis-cli task")
-            .expect("redis-cli runs");
-            assert!(status.success(), "DEBUG SLEEP: {status}");
-        },
-        AFTER,
-    )
+    let run = run(&store, || async {
+        // DEBUG SLEEP blocks the server, and this call, until it ends
+        // (redis-cli waits for it without a response timeout).
+        let secs = format!("{:.3}", fault_length().as_secs_f64());
+        let port = server.port().to_string();
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &port, "DEBUG", "SLEEP", &secs])
+                .stdout(std::process::Stdio::null())
+                .status()
+        })
+        .await
+        .expect("redis-cli task")
+        .expect("redis-cli runs");
+        assert!(status.success(), "DEBUG SLEEP: {status}");
+    })
     .await;
     run.judge("DEBUG SLEEP", &store);
     no_permit_left(&server, &prefix).await;
@@ -430,16 +410,11 @@ async fn every_call_slowed_past_the_timeout() {
     let proxy = Proxy::start(server.port()).await;
     let prefix = prefix();
     let store = store(&proxy.url(), &prefix);
-    let run = run(
-        &store,
-        BEFORE,
-        || async {
-            proxy.delay(DEFAULT_TIMEOUT * 2);
-            tokio::time::sleep(fault_length()).await;
-            proxy.delay(Duration::ZERO);
-        },
-        AFTER,
-    )
+    let run = run(&store, || async {
+        proxy.delay(DEFAULT_TIMEOUT * 2);
+        tokio::time::sleep(fault_length()).await;
+        proxy.delay(Duration::ZERO);
+    })
     .await;
     run.judge("slow calls", &store);
     no_permit_left(&server, &prefix).await;
