@@ -5,6 +5,7 @@
 #   bash fuzz/run.sh                 # a smoke: 15 s per target (.ci/run)
 #   bash fuzz/run.sh 300             # a campaign: 300 s per target
 #   bash fuzz/run.sh 60 store_model  # one target
+#   bash fuzz/run.sh --runs 10000000 # the campaign: 10 million inputs each
 #
 # Prints, per target, the inputs it ran and how long, from libFuzzer's own
 # closing line; exits non-zero on the first target that fails (its crash
@@ -12,8 +13,15 @@
 # fuzz/corpus/<target>/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
+limit="-max_total_time=${1:-15}"
 seconds=${1:-15}
-shift || true
+if [ "${1:-}" = "--runs" ]; then
+  limit="-runs=$2"
+  seconds=
+  shift 2
+else
+  shift || true
+fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(quota_parse key_extract sliding_window_forms plans_toml header_fields store_model)
@@ -31,7 +39,7 @@ bin="${CARGO_TARGET_DIR:-target}/$triple/release"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log=$(mktemp)
-  if ! "$bin/$t" "corpus/$t" -max_total_time="$seconds" -max_len=1024 \
+  if ! "$bin/$t" "corpus/$t" "$limit" -max_len=1024 \
       -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "fuzz target $t FAILED" >&2
@@ -39,6 +47,6 @@ for t in "${targets[@]}"; do
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n1)
-  echo "| $t | ${runs:-?} | ${secs:-$seconds} |"
+  echo "| $t | ${runs:-?} | ${secs:-${seconds:-?}} |"
   rm -f "$log"
 done

@@ -139,6 +139,13 @@ impl Algorithm for Gcra {
     fn is_idle(&self, state: &AtomicU64, now: Nanos) -> bool {
         state.load(Ordering::Acquire) <= now
     }
+
+    /// The arrival time lies `used·T` (rounded up) past `now`.
+    fn used(&self, state: &AtomicU64, now: Nanos) -> u64 {
+        let ahead = state.load(Ordering::Acquire).saturating_sub(now);
+        self.per_interval
+            .div(ahead.saturating_add(self.interval - 1))
+    }
 }
 
 #[cfg(test)]

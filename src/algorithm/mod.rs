@@ -84,4 +84,19 @@ pub trait Algorithm: Send + Sync + std::fmt::Debug + 'static {
     /// Whether the state is back to a full allowance, so the key can be
     /// forgotten without changing any future answer.
     fn is_idle(&self, state: &Self::State, now: Nanos) -> bool;
+
+    /// The units of the allowance in use at `now`, rounded up: 0 for an
+    /// idle state. Forgetting the key hands exactly this much back to its
+    /// client, which is how the memory store bounds what forgetting a
+    /// lightly used key under memory pressure can over-admit.
+    ///
+    /// The default answers 0 for an idle state and `u64::MAX` otherwise
+    /// (never lightly used).
+    fn used(&self, state: &Self::State, now: Nanos) -> u64 {
+        if self.is_idle(state, now) {
+            0
+        } else {
+            u64::MAX
+        }
+    }
 }

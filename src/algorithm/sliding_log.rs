@@ -134,6 +134,12 @@ impl Algorithm for SlidingLog {
         log.expire(now, self.period);
         log.entries.is_empty()
     }
+
+    fn used(&self, state: &LogState, now: Nanos) -> u64 {
+        let mut log = state.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        log.expire(now, self.period);
+        log.used
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,9 @@ pub mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisHandle, RedisStore, RedisStoreBuilder};
-pub use memory::{MemoryHandle, MemoryStore, MemoryStoreBuilder, DEFAULT_MAX_KEYS};
+pub use memory::{
+    MemoryHandle, MemoryStore, MemoryStoreBuilder, DEFAULT_LIGHT_USE, DEFAULT_MAX_KEYS,
+};
 pub use permit::{Permit, Permits};
 
 use std::future::Future;

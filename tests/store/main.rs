@@ -5,6 +5,7 @@
 //! - several charges per check are all-or-nothing;
 //! - threads on one key admit exactly the quota;
 //! - the store's key bound, eviction of idle keys and its bookkeeping;
+//! - a flood of new keys refuses no fresh client and resets no limited one;
 //! - IP keys and byte keys never share a counter.
 
 mod all_or_nothing;
@@ -12,6 +13,7 @@ mod bounds;
 mod concurrency_limit;
 mod eviction;
 mod fixed_window;
+mod flood;
 mod gcra;
 mod keys;
 mod sliding_log;

@@ -159,6 +159,17 @@ impl Algorithm for FixedWindow {
         let (stored, used) = self.unpack(state.load(Ordering::Acquire));
         used == 0 || stored != self.per_period.div(now) & self.window_mask()
     }
+
+    fn used(&self, state: &AtomicU64, now: Nanos) -> u64 {
+        let (stored, used) = self.unpack(state.load(Ordering::Acquire));
+        let window = self.per_period.div(now) & self.window_mask();
+        // A concurrent caller may have moved the key to the next window.
+        if stored == window || stored == (window.wrapping_add(1) & self.window_mask()) {
+            used
+        } else {
+            0
+        }
+    }
 }
 
 #[cfg(test)]

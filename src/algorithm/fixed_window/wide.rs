@@ -87,4 +87,15 @@ impl Algorithm for WideFixedWindow {
         let (stored, used) = unpack(state.load(Ordering::Acquire));
         used == 0 || stored != self.per_period.div(now)
     }
+
+    fn used(&self, state: &AtomicU128, now: Nanos) -> u64 {
+        let (stored, used) = unpack(state.load(Ordering::Acquire));
+        let window = self.per_period.div(now);
+        // A concurrent caller may have moved the key to the next window.
+        if stored == window || stored == window.wrapping_add(1) {
+            used
+        } else {
+            0
+        }
+    }
 }

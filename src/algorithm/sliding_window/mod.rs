@@ -110,6 +110,15 @@ impl SlidingWindow {
     }
 
     /// Whether counts stored earlier weigh nothing at `now`.
+    /// The weighted count of the last period at `now`, as a check reads it.
+    fn in_use(&self, stored: Counts, now: Nanos) -> u64 {
+        let c = Self::rolled(stored, now / self.period);
+        let elapsed = now
+            .saturating_sub(c.index.saturating_mul(self.period))
+            .min(self.period - 1);
+        self.weighted(c.previous, self.period - elapsed) + c.current
+    }
+
     fn idle(&self, stored: Counts, now: Nanos) -> bool {
         let c = Self::rolled(stored, now / self.period);
         c.current == 0 && c.previous == 0
@@ -200,6 +209,10 @@ impl Algorithm for SlidingWindow {
 
     fn is_idle(&self, state: &AtomicU128, now: Nanos) -> bool {
         self.idle(unpack(state.load(Ordering::Acquire)), now)
+    }
+
+    fn used(&self, state: &AtomicU128, now: Nanos) -> u64 {
+        self.in_use(unpack(state.load(Ordering::Acquire)), now)
     }
 }
 

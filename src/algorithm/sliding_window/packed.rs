@@ -101,6 +101,11 @@ impl Algorithm for PackedSlidingWindow {
         self.window
             .idle(self.unpack(state.load(Ordering::Acquire)), now)
     }
+
+    fn used(&self, state: &AtomicU64, now: Nanos) -> u64 {
+        self.window
+            .in_use(self.unpack(state.load(Ordering::Acquire)), now)
+    }
 }
 
 #[cfg(test)]

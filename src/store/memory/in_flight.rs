@@ -217,7 +217,7 @@ mod tests {
         let table = InFlightTable::new(Concurrency::new(
             &crate::quota::Quota::concurrent(2).expect("quota"),
         ));
-        let budget = Budget::new(16, u64::MAX, 0);
+        let budget = Budget::new(16, 0, u64::MAX, 0);
         let keys = [
             Key::ip("192.0.2.7".parse().expect("address")),
             Key::owned("ak_0123456789abcdef", "api key").expect("key"),
@@ -263,7 +263,7 @@ mod tests {
         let table = InFlightTable::new(Concurrency::new(
             &crate::quota::Quota::concurrent(1).expect("quota"),
         ));
-        let budget = Budget::new(16, u64::MAX, 0);
+        let budget = Budget::new(16, 0, u64::MAX, 0);
         let key = Key::owned("ak_idle", "api key").expect("key");
         let mut permits = Permits::none();
         assert!(

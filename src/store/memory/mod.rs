@@ -25,14 +25,48 @@
 //! # Bounds and eviction
 //!
 //! The store tracks at most [`MemoryStoreBuilder::max_keys`] keys over all
-//! its tables (default [`DEFAULT_MAX_KEYS`]). Keys whose state is back to a
-//! full allowance are forgotten automatically: a sweep runs on the request
-//! that inserts a new key when the store is full, and at least every
-//! [`MemoryStoreBuilder::idle_sweep_every`] otherwise. Forgetting such a key
-//! changes no future answer. When the store is full of busy keys a new key
-//! gets [`StoreError::Full`], which the layer answers by its failure policy
-//! (503 by default): a flood of distinct keys cannot grow memory nor reset
-//! the counters of clients already limited.
+//! its tables (default [`DEFAULT_MAX_KEYS`]): memory is bounded whatever
+//! clients send. Keys whose state is back to a full allowance are
+//! forgotten automatically, at least every
+//! [`MemoryStoreBuilder::idle_sweep_every`]; forgetting such a key changes
+//! no future answer.
+//!
+//! # A flood of new keys
+//!
+//! Anyone who can send from many addresses (an IPv6 /48 holds 65,536 /64s)
+//! can bring a store to its bound with keys used once each. Refusing new
+//! keys then would refuse every fresh client, so the store makes room the
+//! way a cache with a probation segment does (S3-FIFO, TinyLFU): a key
+//! seen about once is cheap to forget, one seen again or limited is not.
+//!
+//! - Once the store holds seven eighths of `max_keys`, a sweep forgets idle
+//!   keys and **lightly used** ones: keys that use at most
+//!   [`forget_under_pressure`](MemoryStoreBuilder::forget_under_pressure)
+//!   units (default 1) and still have room for a request. It runs on the
+//!   request that inserts a new key, again after each eighth of `max_keys`
+//!   new keys (so an insert pays for at most eight keys visited), and at
+//!   least every [`full_sweep_gap`](MemoryStoreBuilder::full_sweep_gap)
+//!   while the store stays past its mark. Sweeping before the store is
+//!   full leaves room for new keys while a sweep runs.
+//! - A key whose allowance is spent (it would refuse a request now), and a
+//!   key using more than that many units (a client that came back), is
+//!   never forgotten before it is idle: a limited client is never reset.
+//! - **The over-admission bound**: a forgotten key had used at most
+//!   `forget_under_pressure` units, and that is all its client can gain
+//!   from it: a returning client is a fresh key, allowed what any new
+//!   client is. Per eviction a client gains at most those units, and only
+//!   while new keys arrive faster than it returns.
+//! - When limited or busy keys alone fill the store (each of `max_keys`
+//!   clients sent more than one request, or spent its quota with one), a
+//!   new key gets [`StoreError::Full`], which the layer answers by its
+//!   failure policy (503 by default): memory stays within the bound and no
+//!   limited client is reset. Against a quota that one request spends,
+//!   size `max_keys` for the addresses an attacker can hold.
+//!
+//! [`MemoryStore::forgotten_under_pressure`] counts the keys forgotten for
+//! room. `cargo bench --bench memory` floods a store with ten times its
+//! `max_keys` of IPv4 and IPv6 /64 keys and reports fresh clients refused
+//! and limited clients reset; the README shows its figures.
 
 mod budget;
 mod byte_key;
@@ -57,6 +91,10 @@ use crate::limit::Limit;
 
 /// The default maximum number of tracked keys: one million.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// The default for [`MemoryStoreBuilder::forget_under_pressure`]: a key
+/// that used one unit (one ordinary request) may be forgotten for room.
+pub const DEFAULT_LIGHT_USE: u64 = 1;
 
 /// Counters in this process's memory. Clones share the counters.
 ///
@@ -114,6 +152,7 @@ impl MemoryStore {
         MemoryStoreBuilder {
             clock: MonotonicClock::new(),
             max_keys: DEFAULT_MAX_KEYS,
+            light_use: DEFAULT_LIGHT_USE,
             idle_sweep_every: Duration::from_secs(60),
             full_sweep_gap: Duration::from_secs(1),
         }
@@ -131,6 +170,7 @@ impl Default for MemoryStore {
 pub struct MemoryStoreBuilder<C = MonotonicClock> {
     clock: C,
     max_keys: usize,
+    light_use: u64,
     idle_sweep_every: Duration,
     full_sweep_gap: Duration,
 }
@@ -141,6 +181,7 @@ impl<C: Clock> MemoryStoreBuilder<C> {
         MemoryStoreBuilder {
             clock,
             max_keys: self.max_keys,
+            light_use: self.light_use,
             idle_sweep_every: self.idle_sweep_every,
             full_sweep_gap: self.full_sweep_gap,
         }
@@ -153,6 +194,19 @@ impl<C: Clock> MemoryStoreBuilder<C> {
         self
     }
 
+    /// The most units of its allowance a key may use and still be
+    /// forgotten when the store needs room for new keys (default
+    /// [`DEFAULT_LIGHT_USE`], one ordinary request; 0 forgets only idle
+    /// keys, so a store full of busy keys refuses new ones). A key is only
+    /// forgotten with room left for a request, so a limited key never is;
+    /// forgetting a key hands back at most this many units to its client.
+    /// See [the policy](self#a-flood-of-new-keys).
+    #[must_use]
+    pub fn forget_under_pressure(mut self, units: u64) -> Self {
+        self.light_use = units;
+        self
+    }
+
     /// How often idle keys are swept out while the store is not full
     /// (default 60 s).
     #[must_use]
@@ -161,7 +215,9 @@ impl<C: Clock> MemoryStoreBuilder<C> {
         self
     }
 
-    /// The least time between two sweeps forced by a full store (default 1 s).
+    /// The least time between two sweeps forced by a store past its
+    /// high-water mark when fewer than an eighth of `max_keys` new keys came
+    /// in since the last (default 1 s).
     #[must_use]
     pub fn full_sweep_gap(mut self, gap: Duration) -> Self {
         self.full_sweep_gap = gap;
@@ -176,6 +232,7 @@ impl<C: Clock> MemoryStoreBuilder<C> {
                 clock: self.clock,
                 budget: Arc::new(Budget::new(
                     self.max_keys,
+                    self.light_use,
                     nanos(self.idle_sweep_every),
                     nanos(self.full_sweep_gap),
                 )),
@@ -199,6 +256,13 @@ impl<C: Clock> MemoryStore<C> {
     /// correctness or bounds: the store sweeps by itself.
     pub fn sweep(&self) -> usize {
         self.inner.budget.sweep(self.inner.clock.now())
+    }
+
+    /// Keys forgotten so far to make room although they were not idle
+    /// (each had used at most [`MemoryStoreBuilder::forget_under_pressure`]
+    /// units and had room left).
+    pub fn forgotten_under_pressure(&self) -> u64 {
+        self.inner.budget.forgotten_light()
     }
 
     /// The store's clock.

@@ -117,25 +117,60 @@ impl<A: Algorithm> Keyed<A> {
         }
     }
 
-    /// Forgets keys whose state is back to full; answers how many. Each
-    /// removal is counted inside the shard lock that removes it, so
-    /// concurrent inserts and sweeps never skew the count.
-    fn sweep(&self, now: Nanos) -> usize {
-        let mut removed = 0;
+    /// Forgets keys whose state is back to full and, when `light` is not
+    /// zero, keys that use at most `light` units and still have room for a
+    /// request; answers how many of each. Each removal is counted inside
+    /// the shard lock that removes it, so concurrent inserts and sweeps
+    /// never skew the count.
+    fn sweep(&self, now: Nanos, light: u64) -> Swept {
+        let mut swept = Swept::default();
+        let a = &self.algorithm;
         let mut keep = |state: &A::State| {
-            let idle = self.algorithm.is_idle(state, now);
-            removed += usize::from(idle);
-            !idle
+            if a.is_idle(state, now) {
+                swept.idle += 1;
+                return false;
+            }
+            // A limited key is never forgotten: only one with room left.
+            let forget = light > 0 && a.used(state, now) <= light && a.peek(state, now, 1).allowed;
+            swept.light += usize::from(forget);
+            !forget
         };
         self.ips.retain(|_, s| keep(s));
         self.bytes.retain(|_, s| keep(s));
         shrink_if_mostly_empty(&self.ips);
         shrink_if_mostly_empty(&self.bytes);
-        removed
+        swept
     }
 
     fn len(&self) -> usize {
         self.ips.len() + self.bytes.len()
+    }
+}
+
+/// What one sweep of a table forgot.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Keys back to a full allowance: forgetting them changes no answer.
+    pub(crate) idle: usize,
+    /// Keys that used at most the store's light-use units and had room
+    /// left, forgotten for room.
+    pub(crate) light: usize,
+}
+
+impl Swept {
+    pub(crate) fn total(self) -> usize {
+        self.idle + self.light
+    }
+}
+
+impl std::ops::Add for Swept {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            idle: self.idle + other.idle,
+            light: self.light + other.light,
+        }
     }
 }
 
@@ -304,8 +339,21 @@ impl Table {
         }
     }
 
-    pub(crate) fn sweep(&self, now: Nanos) -> usize {
-        each!(&self.counters, keyed => keyed.sweep(now))
+    /// Forgets idle keys, and keys using at most `light` units (see
+    /// [`Keyed::sweep`]); a concurrency limit forgets only idle keys.
+    pub(crate) fn sweep(&self, now: Nanos, light: u64) -> Swept {
+        match &self.counters {
+            Counters::Concurrency(table) => Swept {
+                idle: table.sweep(now),
+                light: 0,
+            },
+            Counters::Gcra(keyed) => keyed.sweep(now, light),
+            Counters::FixedWindow(keyed) => keyed.sweep(now, light),
+            Counters::WideFixedWindow(keyed) => keyed.sweep(now, light),
+            Counters::SlidingWindow(keyed) => keyed.sweep(now, light),
+            Counters::PackedSlidingWindow(keyed) => keyed.sweep(now, light),
+            Counters::SlidingLog(keyed) => keyed.sweep(now, light),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
