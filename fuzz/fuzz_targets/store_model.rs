@@ -1,8 +1,11 @@
 //! The in-memory store, one to three limits per check (GCRA, fixed window
 //! and sliding log, each against a small model of its definition) over a
-//! few keys, driven by any sequence of clock moves, checks of any cost and
-//! peeks: every decision is the model's, all or nothing over the limits
-//! (a check any limit refuses charges none), and a look charges nothing.
+//! few keys, driven by any sequence of clock moves, checks of any cost,
+//! peeks and refunds of earlier admissions: every decision is the model's,
+//! all or nothing over the limits (a check any limit refuses charges none),
+//! a look charges nothing, and a refund gives back what the documented rule
+//! says (GCRA: the charge less the time since it; a window: the charge, if
+//! its window is still the current one; the log: the charge's entry).
 #![no_main]
 
 use std::collections::HashMap;
@@ -81,6 +84,34 @@ impl Model {
             Model::Log { log, .. } => log.entry(key).or_default().push((now, cost)),
         }
     }
+
+    fn refund(&mut self, key: usize, charged_at: u64, now: u64, cost: u64) {
+        match self {
+            Model::Gcra { t, tat, .. } => {
+                let give = (u128::from(cost) * *t).saturating_sub(u128::from(now - charged_at));
+                if let Some(tat) = tat.get_mut(&key) {
+                    if give > 0 && *tat > u128::from(now) {
+                        *tat = tat.saturating_sub(give).max(u128::from(now));
+                    }
+                }
+            }
+            Model::Fixed { period, used, .. } => {
+                // Only the current window is kept: an older one is gone.
+                if charged_at / *period == now / *period {
+                    if let Some(used) = used.get_mut(&(key, charged_at / *period)) {
+                        *used -= cost.min(*used);
+                    }
+                }
+            }
+            Model::Log { log, .. } => {
+                if let Some(l) = log.get_mut(&key) {
+                    if let Some(i) = l.iter().rposition(|&e| e == (charged_at, cost)) {
+                        l.remove(i);
+                    }
+                }
+            }
+        }
+    }
 }
 
 const KINDS: [AlgorithmKind; 3] =
@@ -112,6 +143,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let keys: Vec<Key<'static>> =
         (0..3).map(|k| Key::owned(format!("k{k}"), "t").expect("key")).collect();
+    let mut receipts = Vec::new();
     for op in data[10..].chunks(3) {
         let [a, b, c] = [op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0)];
         clock.advance(Duration::from_micros(u64::from(a) * u64::from(a) * 13));
@@ -119,6 +151,18 @@ fuzz_target!(|data: &[u8]| {
         let key = usize::from(b) % 3;
         let cost = 1 + u64::from(c) % 4;
         let look = b & 0x80 != 0;
+        if c & 0x80 != 0 {
+            // Refund the latest admission not refunded yet.
+            if let Some((key, cost, receipt)) = receipts.pop() {
+                let charges: Vec<_> =
+                    handles.iter().map(|h| Charge::new(h, &keys[key], cost)).collect();
+                store.refund(&charges, receipt);
+                for m in &mut models {
+                    m.refund(key, receipt.at, now, cost);
+                }
+            }
+            continue;
+        }
         let charges: Vec<_> = handles.iter().map(|h| Charge::new(h, &keys[key], cost)).collect();
         let checked = if look { store.peek(&charges) } else { store.check(&charges) };
         let verdict = match checked {
@@ -135,6 +179,7 @@ fuzz_target!(|data: &[u8]| {
             for m in &mut models {
                 m.charge(key, now, cost);
             }
+            receipts.push((key, cost, verdict.receipt.expect("an admission has a receipt")));
         }
     }
 });
