@@ -1,72 +1,4 @@
 //! The in-memory store: DashMap tables per limit, bounded, idle keys evicted.
-//!
-//! # Memory per key
-//!
-//! Each limit keeps a table; a key costs, in each table it is charged in,
-//! one map slot. A byte key of up to 22 bytes (an `ak_` key with 16 hex
-//! digits is 19) is kept inside its slot; a longer one adds a heap copy.
-//!
-//! | state | slot (IP key) | slot (byte key) |
-//! |---|---|---|
-//! | GCRA, fixed window | 24 bytes | 32 bytes |
-//! | concurrency | 8 bytes + a 40-byte shared counter holding the key | 8 bytes + 48 |
-//! | sliding window counter | 24 bytes (32 if its numbers need two words) | 32 bytes (or 40) |
-//! | sliding log | 64 bytes + 16 per logged request | 72 bytes + 16 per request |
-//!
-//! plus one control byte per slot and the map's spare capacity (a table
-//! doubles when it fills, so between half and seven eighths of its slots
-//! are used). `cargo bench --bench memory` measures bytes per key at a
-//! million keys against governor's keyed store; the README shows its
-//! figures.
-//!
-//! After a sweep that leaves a table mostly empty, the table is shrunk, so
-//! memory comes back once a burst of clients has gone idle.
-//!
-//! # Bounds and eviction
-//!
-//! The store tracks at most [`MemoryStoreBuilder::max_keys`] keys over all
-//! its tables (default [`DEFAULT_MAX_KEYS`]): memory is bounded whatever
-//! clients send. Keys whose state is back to a full allowance are
-//! forgotten automatically, at least every
-//! [`MemoryStoreBuilder::idle_sweep_every`]; forgetting such a key changes
-//! no future answer.
-//!
-//! # A flood of new keys
-//!
-//! Anyone who can send from many addresses (an IPv6 /48 holds 65,536 /64s)
-//! can bring a store to its bound with keys used once each. Refusing new
-//! keys then would refuse every fresh client, so the store makes room the
-//! way a cache with a probation segment does (S3-FIFO, TinyLFU): a key
-//! seen about once is cheap to forget, one seen again or limited is not.
-//!
-//! - Once the store holds seven eighths of `max_keys`, a sweep forgets idle
-//!   keys and **lightly used** ones: keys that use at most
-//!   [`forget_under_pressure`](MemoryStoreBuilder::forget_under_pressure)
-//!   units (default 1) and still have room for a request. It runs on the
-//!   request that inserts a new key, again after each eighth of `max_keys`
-//!   new keys (so an insert pays for at most eight keys visited), and at
-//!   least every [`full_sweep_gap`](MemoryStoreBuilder::full_sweep_gap)
-//!   while the store stays past its mark. Sweeping before the store is
-//!   full leaves room for new keys while a sweep runs.
-//! - A key whose allowance is spent (it would refuse a request now), and a
-//!   key using more than that many units (a client that came back), is
-//!   never forgotten before it is idle: a limited client is never reset.
-//! - **The over-admission bound**: a forgotten key had used at most
-//!   `forget_under_pressure` units, and that is all its client can gain
-//!   from it: a returning client is a fresh key, allowed what any new
-//!   client is. Per eviction a client gains at most those units, and only
-//!   while new keys arrive faster than it returns.
-//! - When limited or busy keys alone fill the store (each of `max_keys`
-//!   clients sent more than one request, or spent its quota with one), a
-//!   new key gets [`StoreError::Full`], which the layer answers by its
-//!   failure policy (503 by default): memory stays within the bound and no
-//!   limited client is reset. Against a quota that one request spends,
-//!   size `max_keys` for the addresses an attacker can hold.
-//!
-//! [`MemoryStore::forgotten_under_pressure`] counts the keys forgotten for
-//! room. `cargo bench --bench memory` floods a store with ten times its
-//! `max_keys` of IPv4 and IPv6 /64 keys and reports fresh clients refused
-//! and limited clients reset; the README shows its figures.
 
 mod budget;
 mod byte_key;
@@ -101,6 +33,74 @@ pub const DEFAULT_LIGHT_USE: u64 = 1;
 /// No global lock: a known key costs a shard read lock of the key's table and one
 /// compare-and-swap (the sliding log takes a per-key mutex). No allocation
 /// for a known key; no await.
+///
+/// # Memory per key
+///
+/// Each limit keeps a table; a key costs, in each table it is charged in,
+/// one map slot. A byte key of up to 22 bytes (an `ak_` key with 16 hex
+/// digits is 19) is kept inside its slot; a longer one adds a heap copy.
+///
+/// | state | slot (IP key) | slot (byte key) |
+/// |---|---|---|
+/// | GCRA, fixed window | 24 bytes | 32 bytes |
+/// | concurrency | 8 bytes + a 40-byte shared counter holding the key | 8 bytes + 48 |
+/// | sliding window counter | 24 bytes (32 if its numbers need two words) | 32 bytes (or 40) |
+/// | sliding log | 64 bytes + 16 per logged request | 72 bytes + 16 per request |
+///
+/// plus one control byte per slot and the map's spare capacity (a table
+/// doubles when it fills, so between half and seven eighths of its slots
+/// are used). `cargo bench --bench memory` measures bytes per key at a
+/// million keys against governor's keyed store; the README shows its
+/// figures.
+///
+/// After a sweep that leaves a table mostly empty, the table is shrunk, so
+/// memory comes back once a burst of clients has gone idle.
+///
+/// # Bounds and eviction
+///
+/// The store tracks at most [`MemoryStoreBuilder::max_keys`] keys over all
+/// its tables (default [`DEFAULT_MAX_KEYS`]): memory is bounded whatever
+/// clients send. Keys whose state is back to a full allowance are
+/// forgotten automatically, at least every
+/// [`MemoryStoreBuilder::idle_sweep_every`]; forgetting such a key changes
+/// no future answer.
+///
+/// # A flood of new keys
+///
+/// Anyone who can send from many addresses (an IPv6 /48 holds 65,536 /64s)
+/// can bring a store to its bound with keys used once each. Refusing new
+/// keys then would refuse every fresh client, so the store makes room the
+/// way a cache with a probation segment does (S3-FIFO, TinyLFU): a key
+/// seen about once is cheap to forget, one seen again or limited is not.
+///
+/// - Once the store holds seven eighths of `max_keys`, a sweep forgets idle
+///   keys and **lightly used** ones: keys that use at most
+///   [`forget_under_pressure`](MemoryStoreBuilder::forget_under_pressure)
+///   units (default 1) and still have room for a request. It runs on the
+///   request that inserts a new key, again after each eighth of `max_keys`
+///   new keys (so an insert pays for at most eight keys visited), and at
+///   least every [`full_sweep_gap`](MemoryStoreBuilder::full_sweep_gap)
+///   while the store stays past its mark. Sweeping before the store is
+///   full leaves room for new keys while a sweep runs.
+/// - A key whose allowance is spent (it would refuse a request now), and a
+///   key using more than that many units (a client that came back), is
+///   never forgotten before it is idle: a limited client is never reset.
+/// - **The over-admission bound**: a forgotten key had used at most
+///   `forget_under_pressure` units, and that is all its client can gain
+///   from it: a returning client is a fresh key, allowed what any new
+///   client is. Per eviction a client gains at most those units, and only
+///   while new keys arrive faster than it returns.
+/// - When limited or busy keys alone fill the store (each of `max_keys`
+///   clients sent more than one request, or spent its quota with one), a
+///   new key gets [`StoreError::Full`], which the layer answers by its
+///   failure policy (503 by default): memory stays within the bound and no
+///   limited client is reset. Against a quota that one request spends,
+///   size `max_keys` for the addresses an attacker can hold.
+///
+/// [`MemoryStore::forgotten_under_pressure`] counts the keys forgotten for
+/// room. `cargo bench --bench flood` floods a store with ten times its
+/// `max_keys` of IPv4 and IPv6 /64 keys and reports fresh clients refused
+/// and limited clients reset; the README shows its figures.
 pub struct MemoryStore<C: Clock = MonotonicClock> {
     inner: Arc<Inner<C>>,
 }
@@ -200,7 +200,7 @@ impl<C: Clock> MemoryStoreBuilder<C> {
     /// keys, so a store full of busy keys refuses new ones). A key is only
     /// forgotten with room left for a request, so a limited key never is;
     /// forgetting a key hands back at most this many units to its client.
-    /// See [the policy](self#a-flood-of-new-keys).
+    /// See [the policy](MemoryStore#a-flood-of-new-keys).
     #[must_use]
     pub fn forget_under_pressure(mut self, units: u64) -> Self {
         self.light_use = units;
