@@ -226,7 +226,9 @@ async fn a_full_memory_store_fails_closed_then_open() {
     let calls = Calls::default();
     let layer = RateLimitLayer::with_store(single("api", "3/minute"), full);
     let mut svc = layer.clone().layer(Ok200::new(&calls));
-    assert_eq!(statuses(&mut svc, PEER, 1).await, [200]);
+    // A client that came back (two requests) is more than lightly used:
+    // the store does not forget it to make room.
+    assert_eq!(statuses(&mut svc, PEER, 2).await, [200, 200]);
     // The one slot is busy: a new client is refused, the known one is not.
     let other = send(&mut svc, from("198.51.100.3:1")).await;
     assert_eq!(other.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -238,7 +240,7 @@ async fn a_full_memory_store_fails_closed_then_open() {
         .on_store_error(OnStoreError::FailOpen)
         .layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut open, "198.51.100.3:1", 1).await, [200]);
-    assert_eq!(calls.get(), 3);
+    assert_eq!(calls.get(), 4);
 
     // Once the known client is idle again, a new client takes its place.
     clock.advance(Duration::from_secs(60));
@@ -247,6 +249,25 @@ async fn a_full_memory_store_fails_closed_then_open() {
         [200, 200, 200, 429]
     );
     assert_eq!(layer.store().len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_memory_store_forgets_a_client_seen_once_for_a_new_one() {
+    let clock = ManualClock::new();
+    let full = MemoryStore::builder()
+        .clock(clock.clone())
+        .max_keys(1)
+        .build();
+    let calls = Calls::default();
+    let layer = RateLimitLayer::with_store(single("api", "3/minute"), full);
+    let mut svc = layer.clone().layer(Ok200::new(&calls));
+    assert_eq!(statuses(&mut svc, PEER, 1).await, [200]);
+    // The known client used one unit of three: it is forgotten for room, and
+    // the new client is served rather than refused for lack of room.
+    assert_eq!(statuses(&mut svc, "198.51.100.3:1", 1).await, [200]);
+    assert_eq!(layer.store().len(), 1);
+    assert_eq!(layer.store().forgotten_under_pressure(), 1);
+    assert_eq!(calls.get(), 2);
 }
 
 #[tokio::test]
