@@ -300,7 +300,8 @@ async fn quota<St: Store>(layer: RateLimitLayer<St>, request: Request) -> axum::
                 // What a request sent now would leave, and whether it passes.
                 "remaining_after_next": peeked.decision.remaining(),
                 "next_allowed": peeked.decision.is_allowed(),
-                "reset_seconds": peeked.decision.reset().as_secs_f64().ceil(),
+                // Seconds until more than that is available (the `t` of `RateLimit`).
+                "window_seconds": peeked.decision.window().as_secs_f64().ceil(),
             }));
             (peeked.headers, body).into_response()
         }

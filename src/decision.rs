@@ -7,17 +7,27 @@ use crate::clock::Nanos;
 
 /// The answer to one admission check, over every limit the request charged.
 ///
-/// When allowed, the figures are those of the limit closest to running out;
-/// when denied, those of the limit that denied (the one that asks the longest
-/// wait when several do). [`Decision::policy`] is that limit's position in
-/// the list of charges.
+/// When allowed, the figures are those of the limit closest to running out
+/// (the fewest units remaining; of limits tied there, the one with the
+/// longest [`window`](Decision::window), so the plan as a whole has no more
+/// than [`remaining`](Decision::remaining) units until then); when denied,
+/// those of the limit that denied (the one that asks the longest wait when
+/// several do). [`Decision::policy`] is that limit's position in the list
+/// of charges.
+///
+/// These are the figures of the `RateLimit` field of
+/// `draft-ietf-httpapi-ratelimit-headers`: `r` is
+/// [`remaining`](Decision::remaining), `t` is
+/// [`window`](Decision::window) in whole seconds rounded up, and
+/// `Retry-After` is [`retry_after`](Decision::retry_after) rounded up, never
+/// before the end of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     allowed: bool,
     policy: usize,
     limit: u64,
     remaining: u64,
-    reset: Nanos,
+    window: Nanos,
     retry_after: Nanos,
 }
 
@@ -29,7 +39,7 @@ impl Decision {
             policy,
             limit: outcome.limit,
             remaining: outcome.remaining,
-            reset: outcome.reset,
+            window: outcome.window,
             retry_after: if outcome.allowed {
                 0
             } else {
@@ -46,7 +56,7 @@ impl Decision {
             policy: usize::MAX,
             limit: u64::MAX,
             remaining: u64::MAX,
-            reset: 0,
+            window: 0,
             retry_after: 0,
         }
     }
@@ -63,7 +73,7 @@ impl Decision {
             (false, false) => self,
             (true, true)
                 if other.remaining < self.remaining
-                    || (other.remaining == self.remaining && other.reset > self.reset) =>
+                    || (other.remaining == self.remaining && other.window > self.window) =>
             {
                 other
             }
@@ -90,19 +100,36 @@ impl Decision {
         self.policy
     }
 
-    /// The reported limit's quota.
+    /// The reported limit's quota count (the `count` of its [`Quota`](crate::Quota)).
     pub fn limit(&self) -> u64 {
         self.limit
     }
 
-    /// Units left (after this request when allowed).
+    /// Units that can be spent now (after this request when allowed): the
+    /// `r` of the `RateLimit` field. Never more than the limit's capacity
+    /// (a GCRA's burst, a window's count).
     pub fn remaining(&self) -> u64 {
         self.remaining
     }
 
-    /// Time until the reported limit's allowance is full again.
-    pub fn reset(&self) -> Duration {
-        Duration::from_nanos(self.reset)
+    /// The effective window: the time until more than
+    /// [`remaining`](Decision::remaining) units can be spent. A client that
+    /// spends the remaining units now gets the next one this long from now;
+    /// on a refusal it is the wait for one unit more than remains, at most
+    /// [`retry_after`](Decision::retry_after). The `t` of the `RateLimit`
+    /// field (`draft-ietf-httpapi-ratelimit-headers`, section 4.1.2).
+    ///
+    /// | algorithm | window |
+    /// |---|---|
+    /// | GCRA | until the bucket gains its next whole unit (at most one emission interval) |
+    /// | fixed window | until the window ends |
+    /// | sliding window counter | until the estimate has room for one unit more than remains |
+    /// | sliding log | until the oldest logged request leaves the window (a period for an empty log) |
+    /// | concurrency | zero: room comes back when requests finish |
+    ///
+    /// Replaces `reset()` (the time until the allowance was full again).
+    pub fn window(&self) -> Duration {
+        Duration::from_nanos(self.window)
     }
 
     /// Time until the same request would pass, to the nanosecond: `None`
@@ -127,9 +154,9 @@ impl Decision {
         self.retry_after
     }
 
-    /// `reset` in nanoseconds.
-    pub(crate) fn reset_nanos(&self) -> Nanos {
-        self.reset
+    /// `window` in nanoseconds.
+    pub(crate) fn window_nanos(&self) -> Nanos {
+        self.window
     }
 }
 

@@ -150,7 +150,8 @@ async fn anonymous_clients_are_counted_per_peer_address() {
     assert_eq!(refused.header("retry-after"), Some("12"));
     assert_eq!(
         refused.header("ratelimit-policy"),
-        Some("\"anonymous\";q=5;w=60, \"per-ip\";q=10;w=1")
+        // 10/second burst 20: a bucket of 20 refilled in 2 s.
+        Some("\"anonymous\";q=5;w=60, \"per-ip\";q=20;w=2")
     );
 
     // Another peer address has counters of its own.

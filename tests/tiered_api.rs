@@ -169,7 +169,7 @@ async fn anonymous_gets_3_per_minute() {
     assert_eq!(refused.header("retry-after"), Some("20"));
     assert_eq!(
         refused.header("ratelimit-policy"),
-        Some("\"anonymous\";q=3;w=60, \"per-ip\";q=20;w=1")
+        Some("\"anonymous\";q=3;w=60, \"per-ip\";q=40;w=2")
     );
 }
 
@@ -183,7 +183,7 @@ async fn basic_gets_10_per_minute_then_basic_minute_refuses() {
     assert_eq!(first.ratelimit(), ("basic-minute".to_owned(), 9));
     assert_eq!(
         first.header("ratelimit-policy"),
-        Some("\"basic-minute\";q=10;w=60, \"basic-day\";q=1000;w=86400, \"per-ip\";q=20;w=1")
+        Some("\"basic-minute\";q=10;w=60, \"basic-day\";q=1000;w=86400, \"per-ip\";q=40;w=2")
     );
     let (admitted, refused) = server.until_refused(&key, 20).await;
     assert_eq!(admitted + 1, 10);

@@ -39,6 +39,18 @@ impl Gcra {
         }
     }
 
+    /// The units available with `room` nanoseconds of capacity left
+    /// (`now + burst·T - TAT`), and the effective window: the wait, once
+    /// they are spent, for the next one, `(r + 1)·T - room` (in `(0, T]`).
+    #[inline]
+    fn available(&self, room: u64) -> (u64, Nanos) {
+        let r = self.per_interval.div(room);
+        // r ≤ burst, so (r + 1)·T ≤ capacity + T: no overflow short of
+        // saturation, and (r + 1)·T > room.
+        let window = (r + 1).saturating_mul(self.interval).saturating_sub(room);
+        (r, window)
+    }
+
     /// The pure step: the outcome at `now` for a bucket whose TAT is `tat`,
     /// and the new TAT when the request is allowed.
     #[inline]
@@ -46,25 +58,21 @@ impl Gcra {
         let base = tat.max(now);
         // A concurrent caller may have read a slightly later clock: saturate.
         let horizon = now.saturating_add(self.capacity);
-        let available = self.per_interval.div(horizon.saturating_sub(base));
+        let (available, window) = self.available(horizon.saturating_sub(base));
         if cost > self.burst {
-            let reset = base - now;
             return (
-                Outcome::deny(self.limit, available, reset, RETRY_NEVER),
+                Outcome::deny(self.limit, available, window, RETRY_NEVER),
                 None,
             );
         }
         // cost <= burst, so cost * interval <= capacity: no overflow.
         let next = base + cost * self.interval;
         if next <= horizon {
-            let remaining = self.per_interval.div(horizon - next);
-            (
-                Outcome::allow(self.limit, remaining, next - now),
-                Some(next),
-            )
+            let (remaining, window) = self.available(horizon - next);
+            (Outcome::allow(self.limit, remaining, window), Some(next))
         } else {
             (
-                Outcome::deny(self.limit, available, base - now, next - horizon),
+                Outcome::deny(self.limit, available, window, next - horizon),
                 None,
             )
         }
@@ -92,11 +100,8 @@ impl Algorithm for Gcra {
             }
             match state.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    return Outcome::allow(
-                        self.limit,
-                        self.per_interval.div(horizon - next),
-                        next - now,
-                    )
+                    let (remaining, window) = self.available(horizon - next);
+                    return Outcome::allow(self.limit, remaining, window);
                 }
                 Err(actual) => tat = actual,
             }
@@ -172,10 +177,43 @@ mod tests {
         let denied = g.acquire(&st, now, 1);
         assert!(!denied.allowed);
         assert_eq!(denied.retry_after, 100_000_000);
-        assert_eq!(denied.reset, 2 * S);
+        // Nothing left: the next unit comes when the refusal's would pass.
+        assert_eq!(denied.window, 100_000_000);
         // Exactly at the retry instant it passes, a nanosecond before it does not.
         assert!(!g.acquire(&st, now + 100_000_000 - 1, 1).allowed);
         assert!(g.acquire(&st, now + 100_000_000, 1).allowed);
+    }
+
+    #[test]
+    fn the_window_is_the_wait_for_one_more_unit_than_remains() {
+        let g = gcra("10/second burst 20");
+        let st = g.new_state();
+        // A full bucket: after spending the 19 left, one more comes in T.
+        let o = g.acquire(&st, S, 1);
+        assert_eq!((o.remaining, o.window), (19, 100_000_000));
+        // 30 ms later a peek for one: 18 whole units would be left and 0.3
+        // of the next, due in 70 ms.
+        let o = g.peek(&st, S + 30_000_000, 1);
+        assert_eq!((o.remaining, o.window), (18, 70_000_000));
+        // Spending nothing on a full bucket: spend all 20, then T.
+        let full = g.new_state();
+        let o = g.peek(&full, S, 0);
+        assert_eq!((o.remaining, o.window), (20, 100_000_000));
+        // A refusal for 3 with 2 left: the third unit comes first (window),
+        // the request passes later (retry_after).
+        let g = gcra("5/second");
+        let st = g.new_state();
+        assert!(g.acquire(&st, S, 3).allowed);
+        let o = g.acquire(&st, S, 3);
+        assert_eq!(
+            (o.remaining, o.window, o.retry_after),
+            (2, 200_000_000, 200_000_000)
+        );
+        let o = g.acquire(&st, S, 4);
+        assert_eq!(
+            (o.remaining, o.window, o.retry_after),
+            (2, 200_000_000, 400_000_000)
+        );
     }
 
     #[test]

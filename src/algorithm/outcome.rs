@@ -13,30 +13,36 @@ pub struct Outcome {
     pub limit: u64,
     /// Units left after this request (if allowed) or now (if not).
     pub remaining: u64,
-    /// Nanoseconds until the allowance is full again.
-    pub reset: Nanos,
+    /// The effective window: nanoseconds until more than `remaining` units
+    /// can be spent. A client that spends the `remaining` units now waits
+    /// this long for the next one; on a refusal, the wait until
+    /// `remaining + 1` units fit (at most `retry_after`). This is the `t` of
+    /// the `RateLimit` field (`draft-ietf-httpapi-ratelimit-headers`,
+    /// section 4.1.2). 0 for a concurrency limit, whose room comes back when
+    /// requests finish, not at a time.
+    pub window: Nanos,
     /// Nanoseconds until a request of the same cost would pass: 0 when
     /// allowed, [`RETRY_NEVER`] when it never can.
     pub retry_after: Nanos,
 }
 
 impl Outcome {
-    pub(crate) fn allow(limit: u64, remaining: u64, reset: Nanos) -> Self {
+    pub(crate) fn allow(limit: u64, remaining: u64, window: Nanos) -> Self {
         Self {
             allowed: true,
             limit,
             remaining,
-            reset,
+            window,
             retry_after: 0,
         }
     }
 
-    pub(crate) fn deny(limit: u64, remaining: u64, reset: Nanos, retry_after: Nanos) -> Self {
+    pub(crate) fn deny(limit: u64, remaining: u64, window: Nanos, retry_after: Nanos) -> Self {
         Self {
             allowed: false,
             limit,
             remaining,
-            reset,
+            window,
             retry_after: retry_after.max(1),
         }
     }

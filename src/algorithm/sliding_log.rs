@@ -61,17 +61,18 @@ impl SlidingLog {
     }
 
     fn decide(&self, log: &Log, now: Nanos, cost: u64) -> Outcome {
-        let reset = log
-            .entries
-            .back()
-            .map_or(0, |&(at, _)| (at + self.period).saturating_sub(now));
+        // The effective window: nothing is freed before the oldest entry
+        // leaves the window, and its leaving frees at least one unit; an
+        // empty log filled now frees its first unit a period from now.
+        let window = log.entries.front().map_or(self.period, |&(at, _)| {
+            (at + self.period).saturating_sub(now).max(1)
+        });
         let remaining = self.limit.saturating_sub(log.used);
         if cost > self.limit {
-            return Outcome::deny(self.limit, remaining, reset, RETRY_NEVER);
+            return Outcome::deny(self.limit, remaining, window, RETRY_NEVER);
         }
         if log.used + cost <= self.limit {
-            let reset = reset.max(self.period);
-            return Outcome::allow(self.limit, remaining - cost, reset);
+            return Outcome::allow(self.limit, remaining - cost, window);
         }
         // The request fits once enough of the oldest entries have expired.
         let mut freed = 0;
@@ -83,7 +84,7 @@ impl SlidingLog {
                 break;
             }
         }
-        Outcome::deny(self.limit, remaining, reset, retry)
+        Outcome::deny(self.limit, remaining, window, retry)
     }
 }
 

@@ -95,7 +95,8 @@ fn rate_limited(limited: &RateLimited<'_>) -> Status {
         ),
         quota_id: name.to_owned(),
         quota_dimensions: HashMap::from([("tier".to_owned(), limited.tier.to_owned())]),
-        quota_value: i64::try_from(quota.count()).unwrap_or(i64::MAX),
+        // The `q` of the limit's `RateLimit-Policy` item.
+        quota_value: i64::try_from(fields::announced(policy).q).unwrap_or(i64::MAX),
         ..QuotaViolation::default()
     };
     details.set_quota_failure(vec![violation]);

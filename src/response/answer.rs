@@ -12,7 +12,7 @@ use http::header::{HeaderName, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::fields;
-use super::problem::{Problem, PROBLEM_JSON};
+use super::problem::{Problem, ProblemType, PROBLEM_JSON, VIOLATED_POLICIES};
 use crate::decision::Decision;
 use crate::limit::Limit;
 
@@ -27,21 +27,26 @@ pub(crate) static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-res
 pub(crate) struct PolicyText {
     /// The problem body up to its per-request members, without the closing brace.
     problem_prefix: Bytes,
+    /// The `q` the limit announces, for `X-RateLimit-Limit`.
+    limit: u64,
 }
 
 impl PolicyText {
     pub(crate) fn new(limit: &Limit, tier: &str) -> Self {
-        let quota = limit.quota();
-        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS)
+        // The figures of the limit's `RateLimit-Policy` item, so the body
+        // and the fields say the same.
+        let announced = fields::announced(limit);
+        let mut problem = Problem::new(ProblemType::QuotaExceeded)
             .string("policy", limit.name())
             .string("tier", tier)
-            .strings("violated_policies", [limit.name()])
-            .number("limit", quota.count());
-        if quota.period_nanos() > 0 {
-            problem = problem.number("window_seconds", fields::ceil_secs(quota.period_nanos()));
+            .strings(VIOLATED_POLICIES, [limit.name()])
+            .number("limit", announced.q);
+        if let Some(w) = announced.w {
+            problem = problem.number("window_seconds", w);
         }
         Self {
             problem_prefix: problem.unfinished(),
+            limit: announced.q,
         }
     }
 }
@@ -98,9 +103,11 @@ pub(crate) fn insert_fields(
 ) {
     headers.insert(RATELIMIT_POLICY.clone(), policy);
     if let Some(limit) = limit {
-        if let Some(value) =
-            fields::ratelimit_item(limit.name(), decision.remaining(), decision.reset_nanos())
-        {
+        if let Some(value) = fields::ratelimit_item(
+            limit.name(),
+            decision.remaining(),
+            fields::item_window(limit, decision.window_nanos()),
+        ) {
             headers.insert(RATELIMIT.clone(), value);
         }
     }
@@ -110,12 +117,15 @@ pub(crate) fn insert_fields(
             fields::retry_after_value(fields::retry_after_secs(decision.retry_after_nanos())),
         );
     }
-    if legacy && limit.is_some() {
-        headers.insert(X_LIMIT.clone(), HeaderValue::from(decision.limit()));
+    if let (true, Some(limit)) = (legacy, limit) {
+        headers.insert(
+            X_LIMIT.clone(),
+            HeaderValue::from(fields::announced(limit).q),
+        );
         headers.insert(X_REMAINING.clone(), HeaderValue::from(decision.remaining()));
         headers.insert(
             X_RESET.clone(),
-            HeaderValue::from(fields::ceil_secs(decision.reset_nanos())),
+            HeaderValue::from(fields::ceil_secs(decision.window_nanos())),
         );
     }
 }
@@ -169,7 +179,7 @@ pub(crate) fn too_many_requests(
         &mut out,
         limit.name(),
         decision.remaining(),
-        decision.reset_nanos(),
+        fields::item_window(limit, decision.window_nanos()),
     );
     let mut both = Bytes::from(out);
     let item = both.split_off(body_len);
@@ -190,9 +200,11 @@ pub(crate) fn too_many_requests(
         )));
     }
     if legacy {
-        set(HeaderValue::from(decision.limit()));
+        set(HeaderValue::from(text.limit));
         set(HeaderValue::from(decision.remaining()));
-        set(HeaderValue::from(fields::ceil_secs(decision.reset_nanos())));
+        set(HeaderValue::from(fields::ceil_secs(
+            decision.window_nanos(),
+        )));
     }
     *response.headers_mut() = headers;
     response

@@ -64,38 +64,112 @@ fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(buf.format(n).as_bytes());
 }
 
-/// Appends one quota policy item: `"name";q=10;w=60` (rate) or
-/// `"name";q=2;qu="concurrent-requests"` (concurrency).
-pub(crate) fn push_policy_item(out: &mut Vec<u8>, limit: &Limit) {
-    out.push(b'"');
-    out.extend_from_slice(limit.name().as_bytes());
-    out.extend_from_slice(b"\";q=");
-    push_u64(out, limit.quota().count());
+/// What a limit's `RateLimit-Policy` item announces: `q` units per `w`
+/// seconds (no `w` for a concurrency quota).
+///
+/// The draft (section 3.1) has a quota `q` and a window `w` of whole
+/// seconds; a limit has a capacity `C` (what can be spent at once: a
+/// GCRA's burst, a window's count) that renews in a time `P` (the burst's
+/// refill at the sustained rate, `burst · period / count`, or the window's
+/// period). The item says `w = ⌈P⌉` seconds (at least 1, as the draft
+/// allows no sub-second window) and `q = max(C, ⌊count · w / period⌋)`:
+///
+/// - `q ≥ C`, so the remaining units `r` a `RateLimit` item shows never
+///   exceed `q` (`20/second burst 40` is `q=40;w=2`, not `q=20;w=1` beside
+///   `r=39`);
+/// - `q / w` is the sustained rate whenever `P` is a whole number of
+///   seconds (`3/minute` is `q=3;w=60`, `20/second burst 40` 40 per 2 s);
+///   a shorter `P` is announced per second (`10/second burst 3` is
+///   `q=10;w=1`: ten per second, at most three at once, which `r` shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Announced {
+    /// The `q` parameter.
+    pub(crate) q: u64,
+    /// The `w` parameter in seconds; `None` for a concurrency quota.
+    pub(crate) w: Option<u64>,
+}
+
+/// The `q` and `w` a limit announces (see [`Announced`]).
+pub(crate) fn announced(limit: &Limit) -> Announced {
+    let quota = limit.quota();
+    let count = quota.count();
     match limit.kind() {
+        LimitKind::Concurrency => Announced { q: count, w: None },
         LimitKind::Rate(_) => {
-            out.extend_from_slice(b";w=");
-            push_u64(out, ceil_secs(limit.quota().period_nanos()).max(1));
+            let period = u128::from(quota.period_nanos().max(1));
+            let capacity = quota.burst().max(1);
+            // The capacity's renewal: burst · period / count, rounded up.
+            let renewal = (u128::from(capacity) * period).div_ceil(u128::from(count.max(1)));
+            let w = renewal.div_ceil(u128::from(NANOS_PER_SEC)).max(1);
+            let per_w = u128::from(count) * w * u128::from(NANOS_PER_SEC) / period;
+            Announced {
+                q: u64::try_from(per_w).unwrap_or(u64::MAX).max(capacity),
+                w: Some(u64::try_from(w).unwrap_or(u64::MAX)),
+            }
         }
-        LimitKind::Concurrency => out.extend_from_slice(b";qu=\"concurrent-requests\""),
     }
 }
 
-/// The `RateLimit` item of one policy: `"name";r=0;t=42`.
-pub(crate) fn ratelimit_item(name: &str, remaining: u64, reset: Nanos) -> Option<HeaderValue> {
+/// Appends one quota policy item: `"name";q=10;w=60` (rate) or
+/// `"name";q=2;qu="concurrent-requests"` (concurrency), with the figures
+/// of [`announced`].
+pub(crate) fn push_policy_item(out: &mut Vec<u8>, limit: &Limit) {
+    let Announced { q, w } = announced(limit);
+    out.push(b'"');
+    out.extend_from_slice(limit.name().as_bytes());
+    out.extend_from_slice(b"\";q=");
+    push_u64(out, q);
+    match w {
+        Some(w) => {
+            out.extend_from_slice(b";w=");
+            push_u64(out, w);
+        }
+        None => out.extend_from_slice(b";qu=\"concurrent-requests\""),
+    }
+}
+
+/// The `t` of a limit's `RateLimit` item: the decision's effective window
+/// ([`Decision::window`](crate::Decision::window)), or `None` for a
+/// concurrency limit, whose room comes back when requests finish, at no
+/// time the server can name (the draft makes `t` optional, section 4.1).
+#[inline]
+pub(crate) fn item_window(limit: &Limit, window: Nanos) -> Option<Nanos> {
+    match limit.kind() {
+        LimitKind::Rate(_) => Some(window),
+        LimitKind::Concurrency => None,
+    }
+}
+
+/// The `RateLimit` item of one policy: `"name";r=0;t=42`, or
+/// `"name";r=1` without a window.
+pub(crate) fn ratelimit_item(
+    name: &str,
+    remaining: u64,
+    window: Option<Nanos>,
+) -> Option<HeaderValue> {
     let mut out = Vec::with_capacity(name.len() + 32);
-    push_ratelimit_item(&mut out, name, remaining, reset);
+    push_ratelimit_item(&mut out, name, remaining, window);
     HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
 }
 
-/// Appends the `RateLimit` item of `name` (see [`ratelimit_item`]).
+/// Appends the `RateLimit` item of `name` (see [`ratelimit_item`]): `t` is
+/// the window in whole seconds rounded up, so a client that waits `t` finds
+/// the unit the window promised.
 #[inline]
-pub(crate) fn push_ratelimit_item(out: &mut Vec<u8>, name: &str, remaining: u64, reset: Nanos) {
+pub(crate) fn push_ratelimit_item(
+    out: &mut Vec<u8>,
+    name: &str,
+    remaining: u64,
+    window: Option<Nanos>,
+) {
     out.push(b'"');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\";r=");
     push_u64(out, remaining);
-    out.extend_from_slice(b";t=");
-    push_u64(out, ceil_secs(reset));
+    if let Some(window) = window {
+        out.extend_from_slice(b";t=");
+        push_u64(out, ceil_secs(window));
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +188,31 @@ mod tests {
         assert_eq!(retry_after_value(300), "300");
         assert_eq!(retry_after_value(3601), "3601");
         assert_eq!(retry_after_value(86_400), "86400");
+    }
+
+    fn announce(quota: &str, algorithm: AlgorithmKind) -> (u64, Option<u64>) {
+        let limit = Limit::new("p", quota.parse().expect("quota"), algorithm).expect("limit");
+        let a = announced(&limit);
+        (a.q, a.w)
+    }
+
+    #[test]
+    fn the_policy_announces_the_capacity_and_the_sustained_rate() {
+        use AlgorithmKind::*;
+        // A bucket of 40 refilled at 20/s: 40 per 2 s, never r=39 beside q=20.
+        assert_eq!(announce("20/second burst 40", Gcra), (40, Some(2)));
+        assert_eq!(announce("3/minute", Gcra), (3, Some(60)));
+        assert_eq!(announce("1000/day", Gcra), (1000, Some(86_400)));
+        assert_eq!(announce("7/second", Gcra), (7, Some(1)));
+        assert_eq!(announce("100/minute burst 10", Gcra), (10, Some(6)));
+        // A capacity renewed faster than a second is announced per second.
+        assert_eq!(announce("10/second burst 3", Gcra), (10, Some(1)));
+        assert_eq!(announce("5/500ms", FixedWindow), (10, Some(1)));
+        assert_eq!(announce("60/minute", SlidingWindow), (60, Some(60)));
+        assert_eq!(announce("5/90s", SlidingLog), (5, Some(90)));
+        assert_eq!(announce("4 concurrent", Gcra), (4, None));
+        // A window of a second and a half rounds up: 1 per 2 s.
+        assert_eq!(announce("1/1500ms", FixedWindow), (1, Some(2)));
     }
 
     #[test]
@@ -138,7 +237,9 @@ mod tests {
             std::str::from_utf8(&out).expect("ascii"),
             "\"basic-day\";q=1000;w=86400, \"gen\";q=2;qu=\"concurrent-requests\""
         );
-        let item = ratelimit_item("basic-day", 7, 1_500_000_000).expect("value");
+        let item = ratelimit_item("basic-day", 7, Some(1_500_000_000)).expect("value");
         assert_eq!(item, "\"basic-day\";r=7;t=2");
+        let item = ratelimit_item("gen", 1, None).expect("value");
+        assert_eq!(item, "\"gen\";r=1");
     }
 }

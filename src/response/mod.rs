@@ -17,11 +17,13 @@ pub(crate) mod answer;
 pub(crate) mod fields;
 mod problem;
 
+pub use self::problem::{QUOTA_EXCEEDED, TEMPORARY_REDUCED_CAPACITY, VIOLATED_POLICIES};
+
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, Response, StatusCode};
 
-use self::problem::Problem;
+use self::problem::{Problem, ProblemType};
 use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::key::KeyError;
@@ -69,11 +71,13 @@ impl Rejection<'_> {
         let status = self.status();
         let body = match self {
             Rejection::RateLimited(r) => answer::body(r.text, r.policy, r.decision),
-            Rejection::Key(e) => Problem::new(status)
+            Rejection::Key(e) => Problem::new(ProblemType::Blank(status))
                 .string("detail", &e.to_string())
                 .finish(),
-            Rejection::Store(e) => Problem::new(status)
+            // No policy was exceeded: the list is empty.
+            Rejection::Store(e) => Problem::new(ProblemType::TemporaryReducedCapacity)
                 .string("detail", &format!("rate limiting is unavailable: {e}"))
+                .strings(VIOLATED_POLICIES, [])
                 .finish(),
         };
         let mut response = Response::new(body);

@@ -7,16 +7,20 @@
 //! content-type: application/problem+json
 //! cache-control: no-store
 //!
-//! {"type":"about:blank","title":"Service Unavailable","status":503,
-//!  "detail":"The server is at capacity and its queue is full.",
+//! {"type":"https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+//!  "title":"Request cannot be satisfied due to temporary server capacity constraints",
+//!  "status":503,"detail":"The server is at capacity and its queue is full.",
 //!  "reason":"queue_full","priority":"low","retry_after_seconds":1,
-//!  "violated_policies":["load-shed"]}
+//!  "violated-policies":["load-shed"]}
 //! ```
 //!
 //! `RateLimit-Policy` describes the layer's configured `max_in_flight` as
 //! a quota of concurrent requests (an adaptive limit moves below it), so a
 //! client reading the IETF fields learns why it was refused. Its name,
-//! `load-shed`, is the [`POLICY`] constant.
+//! `load-shed`, is the [`POLICY`] constant. The body is the
+//! `temporary-reduced-capacity` problem type of
+//! `draft-ietf-httpapi-ratelimit-headers` (section 5.2), naming that policy
+//! in the draft's `violated-policies` member.
 //!
 //! ```text
 //! ```
@@ -38,9 +42,10 @@ use super::reason::ShedReason;
 use crate::clock::nanos_saturating;
 use crate::response::answer::RATELIMIT_POLICY;
 use crate::response::fields;
+use crate::response::{TEMPORARY_REDUCED_CAPACITY, VIOLATED_POLICIES};
 
 /// The policy name load-shedding answers carry in `RateLimit-Policy` and in their
-/// body's `violated_policies`.
+/// body's `violated-policies`.
 pub const POLICY: &str = "load-shed";
 
 /// The answers of one layer.
@@ -76,9 +81,10 @@ impl Answers {
             for priority in Priority::ALL {
                 // Every piece is ASCII with nothing JSON must escape.
                 bodies.push(Bytes::from(format!(
-                    "{{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\
-                     \"detail\":\"{}\",\"reason\":\"{}\",\"priority\":\"{}\",\
-                     \"retry_after_seconds\":{secs},\"violated_policies\":[\"{POLICY}\"]}}",
+                    "{{\"type\":\"{TEMPORARY_REDUCED_CAPACITY}\",\
+                     \"title\":\"Request cannot be satisfied due to temporary server capacity constraints\",\
+                     \"status\":503,\"detail\":\"{}\",\"reason\":\"{}\",\"priority\":\"{}\",\
+                     \"retry_after_seconds\":{secs},\"{VIOLATED_POLICIES}\":[\"{POLICY}\"]}}",
                     reason.detail(),
                     reason.as_str(),
                     priority.as_str(),
@@ -158,7 +164,7 @@ mod tests {
                 assert_eq!(v["priority"], priority.as_str());
                 assert_eq!(v["detail"], reason.detail());
                 assert_eq!(v["retry_after_seconds"], 2);
-                assert_eq!(v["violated_policies"], serde_json::json!(["load-shed"]));
+                assert_eq!(v["violated-policies"], serde_json::json!(["load-shed"]));
                 assert_eq!(
                     r.headers()["ratelimit-policy"],
                     "\"load-shed\";q=64;qu=\"concurrent-requests\""

@@ -41,19 +41,29 @@ async fn admits_the_quota_then_429_with_fields_and_problem_body() {
     // GCRA 3/minute: one request every 20 s, so the next one in 20 s.
     assert_eq!(refused.header("retry-after"), Some("20"));
     assert_eq!(refused.header("ratelimit-policy"), Some("\"api\";q=3;w=60"));
-    assert_eq!(refused.header("ratelimit"), Some("\"api\";r=0;t=60"));
+    // t is the effective window (draft section 4.1.2): the next unit comes
+    // in 20 s, as the Retry-After says, not when the bucket is full (60 s).
+    assert_eq!(refused.header("ratelimit"), Some("\"api\";r=0;t=20"));
     sf::check_fields(&refused.headers).expect("fields follow the draft");
 
     let body = refused.json();
     assert_eq!(body["status"], 429);
-    assert_eq!(body["title"], "Too Many Requests");
+    // draft-ietf-httpapi-ratelimit-headers section 5.1.
+    assert_eq!(
+        body["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
+    assert_eq!(
+        body["title"],
+        "Request cannot be satisfied as assigned quota has been exceeded"
+    );
     assert_eq!(body["policy"], "api");
     assert_eq!(body["tier"], "api");
     assert_eq!(body["limit"], 3);
     assert_eq!(body["remaining"], 0);
     assert_eq!(body["window_seconds"], 60);
     assert_eq!(body["retry_after_ms"], 20_000);
-    assert_eq!(body["violated_policies"], serde_json::json!(["api"]));
+    assert_eq!(body["violated-policies"], serde_json::json!(["api"]));
 }
 
 #[tokio::test]

@@ -108,17 +108,19 @@ async fn policy_lists_each_rule_in_order_with_whole_second_windows() {
         [
             ("basic-minute", 10, Some(60)),
             ("basic-day", 1000, Some(86_400)),
-            ("per-ip", 20, Some(1)),
+            // A bucket of 40 refilled at 20/s: the announced q holds the
+            // burst, so r (up to 39 here) never exceeds it.
+            ("per-ip", 40, Some(2)),
         ]
     );
-    // The nearest limit after one request: basic-minute, 9 left, full in 6 s.
+    // The nearest limit after one request: basic-minute, 9 left, the next in 6 s.
     let limits = limits.expect("ratelimit field");
     assert_eq!(
         limits,
         [sf::RateItem {
             name: "basic-minute".into(),
             r: 9,
-            t: 6
+            t: Some(6)
         }]
     );
 }
@@ -147,7 +149,8 @@ async fn headers_on_allowed_count_down() {
     let mut svc = layer(single("api", "3/minute"), &clock)
         .headers_on_allowed(true)
         .layer(Ok200::default());
-    for (remaining, reset) in [(2, 20), (1, 40), (0, 60)] {
+    // t: spending what remains, the next unit comes in 20 s (GCRA 3/minute).
+    for (remaining, reset) in [(2, 20), (1, 20), (0, 20)] {
         let reply = send(&mut svc, from(PEER)).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.header("ratelimit-policy"), Some("\"api\";q=3;w=60"));
@@ -178,7 +181,8 @@ async fn legacy_fields_on_refusals_and_with_headers_on_allowed() {
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.header("x-ratelimit-limit"), Some("3"));
     assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
-    assert_eq!(refused.header("x-ratelimit-reset"), Some("60"));
+    // The same figure as the RateLimit field's t.
+    assert_eq!(refused.header("x-ratelimit-reset"), Some("20"));
 
     let clock = ManualClock::new();
     let mut svc = layer(single("api", "3/minute"), &clock)

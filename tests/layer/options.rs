@@ -125,12 +125,15 @@ async fn a_request_costing_3_on_5_per_minute() {
         .layer(Ok200::new(&calls));
     let first = send(&mut svc, from(PEER)).await;
     assert_eq!(first.status, StatusCode::OK);
-    assert_eq!(first.header("ratelimit"), Some("\"api\";r=2;t=36"));
+    // 5/minute: a unit every 12 s; with 2 left, the third comes in 12 s.
+    assert_eq!(first.header("ratelimit"), Some("\"api\";r=2;t=12"));
 
     let second = send(&mut svc, from(PEER)).await;
     assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(second.json()["remaining"], 2);
-    assert_eq!(second.header("ratelimit"), Some("\"api\";r=2;t=36"));
+    // The third unit, the one the request lacks, comes in 12 s: t and
+    // Retry-After agree.
+    assert_eq!(second.header("ratelimit"), Some("\"api\";r=2;t=12"));
     // One unit back every 12 s; the request needs one more.
     assert_eq!(second.header("retry-after"), Some("12"));
     assert_eq!(second.json()["retry_after_ms"], 12_000);
@@ -172,6 +175,6 @@ async fn cost_read_from_the_request() {
 
     let four = send(&mut svc, cost(b"4")).await;
     assert_eq!(four.status, StatusCode::OK);
-    assert_eq!(four.header("ratelimit"), Some("\"api\";r=0;t=60"));
+    assert_eq!(four.header("ratelimit"), Some("\"api\";r=0;t=12"));
     assert_eq!(calls.get(), 2);
 }

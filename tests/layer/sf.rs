@@ -252,7 +252,7 @@ pub(crate) struct PolicyItem {
 pub(crate) struct RateItem {
     pub(crate) name: String,
     pub(crate) r: i64,
-    pub(crate) t: i64,
+    pub(crate) t: Option<i64>,
 }
 
 fn name_of(item: &Item) -> Result<String, String> {
@@ -297,7 +297,7 @@ pub(crate) fn policy(value: &[u8]) -> Result<Vec<PolicyItem>, String> {
 }
 
 /// Checks a `RateLimit` value: a non-empty list of sf-strings, each with
-/// `r` and `t` (integers ≥ 0).
+/// `r` and optionally `t` (integers ≥ 0).
 pub(crate) fn ratelimit(value: &[u8]) -> Result<Vec<RateItem>, String> {
     let items = parse_list(value)?;
     if items.is_empty() {
@@ -312,9 +312,14 @@ pub(crate) fn ratelimit(value: &[u8]) -> Result<Vec<RateItem>, String> {
                     .filter(|n| *n >= 0)
                     .ok_or_else(|| format!("item {name:?}: {key} missing, not an integer or < 0"))
             };
+            // `t` is optional (section 4.1): a concurrency limit has none.
+            let t = match item.param("t") {
+                None => None,
+                Some(_) => Some(field("t")?),
+            };
             Ok(RateItem {
                 r: field("r")?,
-                t: field("t")?,
+                t,
                 name: name.clone(),
             })
         })
@@ -351,16 +356,31 @@ pub(crate) fn check_fields(headers: &http::HeaderMap) -> Result<Fields, String> 
     };
     let policies = one("ratelimit-policy")?.map(policy).transpose()?;
     let limits = one("ratelimit")?.map(ratelimit).transpose()?;
-    if let Some(v) = one("retry-after")? {
-        retry_after(v)?;
-    }
+    let retry = one("retry-after")?.map(retry_after).transpose()?;
     if let Some(limits) = &limits {
         let policies = policies
             .as_ref()
             .ok_or("RateLimit without RateLimit-Policy")?;
         for item in limits {
-            if !policies.iter().any(|p| p.name == item.name) {
+            let Some(policy) = policies.iter().find(|p| p.name == item.name) else {
                 return Err(format!("RateLimit names unknown policy {:?}", item.name));
+            };
+            // The remaining units are the named policy's: never above its q.
+            if item.r > policy.q {
+                return Err(format!(
+                    "policy {:?}: r={} above q={}",
+                    item.name, item.r, policy.q
+                ));
+            }
+            // Section 6: Retry-After SHOULD NOT reference a point in time
+            // earlier than the reset parameter.
+            if let (Some(retry), Some(t)) = (retry, item.t) {
+                if i64::try_from(retry).unwrap_or(i64::MAX) < t {
+                    return Err(format!("Retry-After {retry} before t={t}"));
+                }
+            }
+            if item.t.is_none() && !policy.concurrent {
+                return Err(format!("policy {:?}: a rate limit without t", item.name));
             }
         }
     }

@@ -113,12 +113,13 @@ fn checks_ratelimit_policy_items() {
 
 #[test]
 fn checks_ratelimit_items() {
-    let ok = ratelimit(br#""m";r=0;t=0, "d";r=7;t=2"#).expect("valid");
-    assert_eq!((ok[1].r, ok[1].t), (7, 2));
+    let ok = ratelimit(br#""m";r=0;t=0, "d";r=7;t=2, "c";r=1"#).expect("valid");
+    assert_eq!((ok[1].r, ok[1].t), (7, Some(2)));
+    // t is optional (section 4.1).
+    assert_eq!((ok[2].r, ok[2].t), (1, None));
     for bad in [
         &b""[..],
         b"\"m\";r=-1;t=0",
-        b"\"m\";r=0",
         b"\"m\";t=0",
         b"\"m\";r=0;t=-5",
         b"\"m\";r=?1;t=0",

@@ -187,7 +187,7 @@ fn compare(redis: &Decision, memory: &Decision, slack: u64, cost: u64) {
             "cost {cost}: {a:?} vs {b:?} differ by {d:?} > {slack} ns; redis {redis:?}, memory {memory:?}"
         );
     };
-    near(redis.reset(), memory.reset());
+    near(redis.window(), memory.window());
     match (redis.retry_after(), memory.retry_after()) {
         (Some(r), Some(m)) => near(r, m),
         (None, None) => {}
@@ -255,7 +255,7 @@ async fn fixed_window_matches_memory() {
     .await;
     assert_eq!(allowed(&d), [true, true, true, false, false, false]);
     let retry = d[3].retry_after().expect("waits for the next window");
-    assert_eq!(Some(retry), Some(d[3].reset()));
+    assert_eq!(Some(retry), Some(d[3].window()));
 }
 
 #[tokio::test]

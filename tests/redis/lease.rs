@@ -121,7 +121,7 @@ async fn a_hot_key_costs_one_call_per_lease() {
         // midnight UTC).
         assert_eq!(d.remaining(), 999 - i, "check {i}");
         assert_eq!(d.limit(), 1000);
-        assert!(d.reset() <= Duration::from_secs(86_400));
+        assert!(d.window() <= Duration::from_secs(86_400));
     }
     let stats = store.lease_stats();
     let scripts = scripts_run(&mut raw).await - before;

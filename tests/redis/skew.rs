@@ -160,7 +160,7 @@ async fn windows_agree(leased: bool) {
             }
             // The window's end on Redis's clock, seen from the instant of
             // the check: within the bracket.
-            let reset = nanos(d.reset());
+            let reset = nanos(d.window());
             assert!(
                 reset <= end - s.before,
                 "round {rounds}, check {i}: reset {reset} past the window end {}",
@@ -259,14 +259,20 @@ async fn gcra_agrees_across_skewed_clocks() {
             assert_eq!(d.is_allowed(), expected, "check {i} on store {s}");
             decided += 1;
         }
-        let reset = i128::from(nanos(d.reset()));
+        // The effective window is the wait for one unit more than remains:
+        // `(r + 1) T - (BURST T - (TAT - now))`, so it gives back the TAT
+        // offset `TAT - now`, which must lie within the bracket.
+        let window = i128::from(nanos(d.window()));
+        assert!(window > 0 && window <= T, "check {i}: window {window}");
+        let r = i128::from(d.remaining());
+        let reset = window + BURST * T - (r + 1) * T;
         if d.is_allowed() {
             admitted += 1;
-            // Reset: the new TAT minus now.
+            // The new TAT minus now.
             let tat = admitted * T;
             assert!(
                 reset >= b1 + tat - a && reset <= a1 + tat - b,
-                "check {i}: reset {reset} outside {}..{}",
+                "check {i}: TAT offset {reset} outside {}..{}",
                 b1 + tat - a,
                 a1 + tat - b
             );

@@ -21,8 +21,16 @@ fn a_shed_request_gets_a_503_problem() {
     assert_eq!(shed.headers["content-type"], "application/problem+json");
     assert_eq!(shed.headers["cache-control"], "no-store");
     let json = shed.json();
-    assert_eq!(json["type"], "about:blank");
-    assert_eq!(json["title"], "Service Unavailable");
+    // draft-ietf-httpapi-ratelimit-headers section 5.2.
+    assert_eq!(
+        json["type"],
+        "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+    );
+    assert_eq!(
+        json["title"],
+        "Request cannot be satisfied due to temporary server capacity constraints"
+    );
+    assert_eq!(json["violated-policies"], serde_json::json!(["load-shed"]));
     assert_eq!(json["status"], 503);
     assert_eq!(json["reason"], "queue_full");
     assert_eq!(json["priority"], "low");

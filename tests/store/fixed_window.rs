@@ -50,11 +50,6 @@ impl Reference for Windows {
         self.limit - self.used(now)
     }
 
-    /// A fixed window's allowance comes back at the end of the window.
-    fn reset(&self, now: Nanos) -> Nanos {
-        (now / self.period + 1) * self.period - now
-    }
-
     fn charge(&mut self, now: Nanos, cost: u64) {
         *self.used.entry(now / self.period).or_insert(0) += cost;
     }
@@ -92,7 +87,7 @@ fn fixed_window_resets_each_window_after_2_pow_31_windows_of_uptime() {
     let now = (3u64 << 30) * MS + 1;
     let first = window.acquire(&state, now, 1);
     assert!(first.allowed);
-    assert_eq!(first.reset, MS - 1, "the window ends in 1 ms - 1 ns");
+    assert_eq!(first.window, MS - 1, "the window ends in 1 ms - 1 ns");
     assert!(window.acquire(&state, now, 1).allowed);
     let denied = window.acquire(&state, now, 1);
     assert!(!denied.allowed);

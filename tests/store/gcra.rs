@@ -60,10 +60,6 @@ impl Reference for Bucket {
         u64::try_from(self.level_at(now) / self.interval).expect("units fit u64")
     }
 
-    fn reset(&self, now: Nanos) -> Nanos {
-        u64::try_from(self.capacity - self.level_at(now)).expect("reset fits u64")
-    }
-
     fn charge(&mut self, now: Nanos, cost: u64) {
         self.level = self.level_at(now) - u128::from(cost) * self.interval;
         self.last = u128::from(now);
@@ -105,7 +101,8 @@ fn a_burst_above_the_count_is_spent_at_once_then_refills_at_the_rate() {
     let denied = gcra.acquire(&state, S, 1);
     assert!(!denied.allowed);
     assert_eq!(denied.retry_after, 500_000_000);
-    assert_eq!(denied.reset, 2_500_000_000);
+    // Nothing left: the next unit, as the retry, in one interval.
+    assert_eq!(denied.window, 500_000_000);
     assert!(gcra.peek(&state, S + 500_000_000, 1).allowed);
     assert!(!gcra.peek(&state, S + 500_000_000, 2).allowed);
     assert_eq!(

@@ -54,14 +54,6 @@ impl Reference for Log {
         self.limit - self.used(now)
     }
 
-    /// Full again when the newest live entry expires.
-    fn reset(&self, now: Nanos) -> Nanos {
-        self.live(now)
-            .map(|(at, _)| at + self.period - now)
-            .max()
-            .unwrap_or(0)
-    }
-
     fn charge(&mut self, now: Nanos, cost: u64) {
         self.entries.push((now, cost));
     }

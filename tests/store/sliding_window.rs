@@ -72,19 +72,6 @@ impl Reference for Weighted {
         self.limit.saturating_sub(self.used(now))
     }
 
-    /// The current window weighs until the end of the next one; the previous
-    /// window until the end of this one.
-    fn reset(&self, now: Nanos) -> Nanos {
-        let (previous, current, elapsed) = self.windows(now);
-        if current > 0 {
-            2 * self.period - elapsed
-        } else if previous > 0 {
-            self.period - elapsed
-        } else {
-            0
-        }
-    }
-
     fn charge(&mut self, now: Nanos, cost: u64) {
         *self.counts.entry(now / self.period).or_insert(0) += cost;
     }

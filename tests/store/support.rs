@@ -134,8 +134,6 @@ pub(crate) trait Reference: Clone + Debug {
     fn fits(&self, now: Nanos, cost: u64) -> bool;
     /// Whole units that could be spent at `now`.
     fn units_left(&self, now: Nanos) -> u64;
-    /// Nanoseconds from `now` until the allowance is full again.
-    fn reset(&self, now: Nanos) -> Nanos;
     /// Takes `cost` at `now` (only called when it fits).
     fn charge(&mut self, now: Nanos, cost: u64);
 }
@@ -145,32 +143,17 @@ pub(crate) trait Reference: Clone + Debug {
 pub(crate) struct Expected {
     pub(crate) allowed: bool,
     pub(crate) remaining: u64,
-    pub(crate) reset: Nanos,
+    /// The effective window, by its definition: spend every unit left at
+    /// `now`, then the least wait until one more fits.
+    pub(crate) window: Nanos,
     pub(crate) retry_after: Nanos,
 }
 
-/// The model's answer to a request of `cost` at `now`, charging nothing.
-///
-/// `retry_after` is the least wait after which the model admits the same
-/// request, found by bisection (every model only frees room as time passes).
-pub(crate) fn expect<R: Reference>(model: &R, now: Nanos, cost: u64) -> Expected {
-    if cost > model.capacity() {
-        return Expected {
-            allowed: false,
-            remaining: model.units_left(now),
-            reset: model.reset(now),
-            retry_after: RETRY_NEVER,
-        };
-    }
+/// The least wait from `now` after which `model` admits `cost`, by
+/// bisection (every model only frees room as time passes); 0 when it fits now.
+fn least_wait<R: Reference>(model: &R, now: Nanos, cost: u64) -> Nanos {
     if model.fits(now, cost) {
-        let mut after = model.clone();
-        after.charge(now, cost);
-        return Expected {
-            allowed: true,
-            remaining: after.units_left(now),
-            reset: after.reset(now),
-            retry_after: 0,
-        };
+        return 0;
     }
     let horizon = model.horizon();
     assert!(
@@ -186,11 +169,48 @@ pub(crate) fn expect<R: Reference>(model: &R, now: Nanos, cost: u64) -> Expected
             lo = mid;
         }
     }
+    hi
+}
+
+/// The effective window of `model` at `now` (the `t` of the `RateLimit`
+/// field): the units left spent now, the wait for the next one.
+pub(crate) fn window_of<R: Reference>(model: &R, now: Nanos) -> Nanos {
+    let mut spent = model.clone();
+    let left = spent.units_left(now);
+    if left > 0 {
+        spent.charge(now, left);
+    }
+    least_wait(&spent, now, 1)
+}
+
+/// The model's answer to a request of `cost` at `now`, charging nothing.
+///
+/// `retry_after` is the least wait after which the model admits the same
+/// request, found by bisection (every model only frees room as time passes).
+pub(crate) fn expect<R: Reference>(model: &R, now: Nanos, cost: u64) -> Expected {
+    if cost > model.capacity() {
+        return Expected {
+            allowed: false,
+            remaining: model.units_left(now),
+            window: window_of(model, now),
+            retry_after: RETRY_NEVER,
+        };
+    }
+    if model.fits(now, cost) {
+        let mut after = model.clone();
+        after.charge(now, cost);
+        return Expected {
+            allowed: true,
+            remaining: after.units_left(now),
+            window: window_of(&after, now),
+            retry_after: 0,
+        };
+    }
     Expected {
         allowed: false,
         remaining: model.units_left(now),
-        reset: model.reset(now),
-        retry_after: hi,
+        window: window_of(model, now),
+        retry_after: least_wait(model, now, cost),
     }
 }
 
@@ -301,7 +321,7 @@ pub(crate) fn assert_outcome(
     let got_view = Expected {
         allowed: got.allowed,
         remaining: got.remaining,
-        reset: got.reset,
+        window: got.window,
         retry_after: got.retry_after,
     };
     prop_assert_eq!(got_view, want, "{}", context());

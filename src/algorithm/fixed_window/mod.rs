@@ -110,21 +110,29 @@ pub(super) fn decide(
         window = stored;
     }
     let used = if stored == window { used.min(limit) } else { 0 };
-    let reset = index
+    // The effective window: the window's end, where the whole count
+    // comes back (and not one unit sooner).
+    let until_end = index
         .saturating_add(1)
         .saturating_mul(period)
         .saturating_sub(now);
     if cost > limit {
-        return (Outcome::deny(limit, limit - used, reset, RETRY_NEVER), None);
+        return (
+            Outcome::deny(limit, limit - used, until_end, RETRY_NEVER),
+            None,
+        );
     }
     if used + cost <= limit {
         let used = used + cost;
         (
-            Outcome::allow(limit, limit - used, reset),
+            Outcome::allow(limit, limit - used, until_end),
             Some((window, used)),
         )
     } else {
-        (Outcome::deny(limit, limit - used, reset, reset), None)
+        (
+            Outcome::deny(limit, limit - used, until_end, until_end),
+            None,
+        )
     }
 }
 

@@ -148,16 +148,10 @@ impl SlidingWindow {
         let weight = self.period - elapsed;
         let used = self.weighted(counts.previous, weight) + counts.current;
         let remaining_now = self.limit.saturating_sub(used);
-        let reset = if counts.current > 0 {
-            weight + self.period
-        } else if counts.previous > 0 {
-            weight
-        } else {
-            0
-        };
         if cost > self.limit {
+            let window = self.window(counts, elapsed, weight, remaining_now);
             return (
-                Outcome::deny(self.limit, remaining_now, reset, RETRY_NEVER),
+                Outcome::deny(self.limit, remaining_now, window, RETRY_NEVER),
                 None,
             );
         }
@@ -166,23 +160,44 @@ impl SlidingWindow {
                 current: counts.current + cost,
                 ..counts
             };
-            let reset = weight + self.period;
-            return (
-                Outcome::allow(self.limit, self.limit - used - cost, reset),
-                Some(next),
-            );
+            let remaining = self.limit - used - cost;
+            let window = self.window(next, elapsed, weight, remaining);
+            return (Outcome::allow(self.limit, remaining, window), Some(next));
         }
-        let retry = if counts.current + cost <= self.limit {
+        let retry = self.wait(counts, elapsed, weight, cost);
+        let window = self.window(counts, elapsed, weight, remaining_now);
+        (
+            Outcome::deny(self.limit, remaining_now, window, retry),
+            None,
+        )
+    }
+
+    /// The effective window: with `remaining` units spent now, the wait
+    /// for the next one. (Not the wait for `remaining + 1` units: units
+    /// spent now fade in the next window, a request's do not.)
+    fn window(&self, counts: Counts, elapsed: u64, weight: u64, remaining: u64) -> u64 {
+        let spent = Counts {
+            current: counts.current + remaining,
+            ..counts
+        };
+        self.wait(spent, elapsed, weight, 1)
+    }
+
+    /// Nanoseconds, from `elapsed` into the window of `counts`, until
+    /// `cost` units (at most the limit) fit.
+    fn wait(&self, counts: Counts, elapsed: u64, weight: u64, cost: u64) -> u64 {
+        let current = counts.current;
+        if current + cost <= self.limit {
             // Wait, within this window, for the previous window's weight to fade.
-            let room = self.limit - counts.current - cost;
+            let room = self.limit - current - cost;
             self.offset_for(counts.previous, room)
                 .saturating_sub(elapsed)
+                .max(1)
         } else {
             // Only the next window helps: the current count becomes the previous one.
-            let room = self.limit - cost;
-            weight + self.offset_for(counts.current, room)
-        };
-        (Outcome::deny(self.limit, remaining_now, reset, retry), None)
+            let room = self.limit.saturating_sub(cost);
+            weight + self.offset_for(current, room)
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 --   l  sliding log     period (ms), limit
 --   c  concurrency     limit, slot TTL (ms), retry hint (ns)
 --
--- Answers {all_allowed, then per charge: allowed, limit, remaining, reset_ns,
+-- Answers {all_allowed, then per charge: allowed, limit, remaining, window_ns,
 -- retry_after_ns} with retry_after -1 for "never" (cost above capacity);
 -- in mode "2", then the seconds and microseconds of the TIME it used.
 --
@@ -66,8 +66,9 @@ local function gcra(key, cost, interval, capacity, limit, burst)
   if capacity > base then
     available = fdiv(capacity - base, interval)
   end
+  local window = gcra_window(available, capacity - base, interval)
   if cost > burst then
-    return {0, limit, available, base, NEVER}
+    return {0, limit, available, window, NEVER}
   end
   local nxt = base + cost * interval
   if nxt <= capacity then
@@ -75,9 +76,10 @@ local function gcra(key, cost, interval, capacity, limit, burst)
     later(function()
       redis.call('SET', key, stamp(nxt), 'PX', ttl(nxt))
     end)
-    return {1, limit, fdiv(capacity - nxt, interval), nxt, 0}
+    local remaining = fdiv(capacity - nxt, interval)
+    return {1, limit, remaining, gcra_window(remaining, capacity - nxt, interval), 0}
   end
-  return {0, limit, available, base, math.max(nxt - capacity, 1)}
+  return {0, limit, available, window, math.max(nxt - capacity, 1)}
 end
 
 local function fixed(key, cost, period, limit)
@@ -85,6 +87,7 @@ local function fixed(key, cost, period, limit)
   local window = key .. ':' .. int(index)
   local used = tonumber(redis.call('GET', window) or '0') + (pending[window] or 0)
   used = math.min(used, limit)
+  -- The effective window: the window's end, where the whole count comes back.
   local reset = ((index + 1) * period - now_ms) * MS - past_ms_ns
   if cost > limit then
     return {0, limit, limit - used, reset, NEVER}
@@ -113,10 +116,12 @@ local function sliding(key, cost, period, limit)
       redis.call('INCRBY', current_key, int(cost))
       redis.call('PEXPIRE', current_key, ttl(weight + period_ns))
     end)
-    return {1, limit, limit - used - cost, weight + period_ns, 0}
+    local remaining = limit - used - cost
+    local window = window_wait(current + cost + remaining, previous, 1, limit, elapsed, weight, period_ns)
+    return {1, limit, remaining, window, 0}
   end
-  local reset, retry = window_refusal(current, previous, cost, limit, elapsed, weight, period_ns)
-  return {0, limit, math.max(limit - used, 0), reset, retry}
+  local window, retry = window_refusal(current, previous, used, cost, limit, elapsed, weight, period_ns)
+  return {0, limit, math.max(limit - used, 0), window, retry}
 end
 
 -- Sorted-set counters (sliding log, concurrency): members "<cost>:<nonce>:<i>",
@@ -175,17 +180,18 @@ local function log(key, i, cost, period, limit)
   local period_ns = period * MS
   local cutoff = now_abs_us - period_us
   local used = live(key, cutoff) + (pending[key] or 0)
-  local reset = 0
-  local newest = redis.call('ZREVRANGEBYSCORE', key, '+inf', '(' .. int(cutoff), 'WITHSCORES', 'LIMIT', 0, 1)
-  if newest[2] then
-    reset = math.max((tonumber(newest[2]) - now_abs_us) * 1000 + period_ns, 0)
-  end
-  if pending[key] then
-    reset = period_ns
+  -- The effective window: nothing is freed before the oldest live entry
+  -- leaves the window (a charge earlier in this check, not yet written, is
+  -- newer than any); an empty log filled now frees its first unit a period
+  -- from now.
+  local window = period_ns
+  local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. int(cutoff), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if oldest[2] then
+    window = math.max((tonumber(oldest[2]) - now_abs_us) * 1000 + period_ns, 1)
   end
   local remaining = math.max(limit - used, 0)
   if cost > limit then
-    return {0, limit, remaining, reset, NEVER}
+    return {0, limit, remaining, window, NEVER}
   end
   if used + cost <= limit then
     add_pending(key, cost)
@@ -196,7 +202,7 @@ local function log(key, i, cost, period, limit)
       keep(key, period + 1)
       keep(key .. ':n', period + 1)
     end)
-    return {1, limit, remaining - cost, math.max(reset, period_ns), 0}
+    return {1, limit, remaining - cost, window, 0}
   end
   -- The request fits once enough of the oldest entries have expired: walk
   -- them in pages, oldest first (at most `limit` entries in all).
@@ -211,12 +217,12 @@ local function log(key, i, cost, period, limit)
       freed = freed + cost_of(page[j])
       if used - freed + cost <= limit then
         local retry = (tonumber(page[j + 1]) - now_abs_us) * 1000 + period_ns
-        return {0, limit, remaining, reset, math.max(retry, 1)}
+        return {0, limit, remaining, window, math.max(retry, 1)}
       end
     end
     from = from + 256
   end
-  return {0, limit, remaining, reset, NEVER}
+  return {0, limit, remaining, window, NEVER}
 end
 
 local function concurrency(key, i, cost, limit, slot_ttl, hint)

@@ -7,7 +7,7 @@
 --          burst*T (ns), burst: only what it reads (each argument costs
 --          Redis time)
 --
--- Answers {allowed, remaining, reset_ns, retry_after_ns} (answer.lua,
+-- Answers {allowed, remaining, window_ns, retry_after_ns} (answer.lua,
 -- placed after it, adds the TIME it used in mode "2"); the store reads them
 -- as check.lua's answer for one charge (it knows the limit).
 
@@ -28,7 +28,8 @@ if cost <= burst and nxt <= capacity then
   if mode ~= '0' then
     redis.call('SET', key, stamp(nxt), 'PX', ttl(nxt))
   end
-  out = {1, fdiv(capacity - nxt, interval), nxt, 0}
+  local remaining = fdiv(capacity - nxt, interval)
+  out = {1, remaining, gcra_window(remaining, capacity - nxt, interval), 0}
 else
   local available = 0
   if capacity > base then
@@ -38,5 +39,5 @@ else
   if cost <= burst then
     retry = math.max(nxt - capacity, 1)
   end
-  out = {0, available, base, retry}
+  out = {0, available, gcra_window(available, capacity - base, interval), retry}
 end

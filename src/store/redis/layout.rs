@@ -6,10 +6,10 @@
 //! ```text
 //! check.lua     ARGV  mode, nonce, then per charge: algorithm, cost, p1, p2, p3, p4
 //!               reply all_allowed, then per charge: allowed, limit, remaining,
-//!                     reset_ns, retry_after_ns; in mode "2" then secs, micros
+//!                     window_ns, retry_after_ns; in mode "2" then secs, micros
 //! rollback.lua  ARGV  secs, micros, nonce, then the charges as check.lua had them
 //! lease.lua     ARGV  mode, then per ask: algorithm, need, want, p1, p2, p3, p4
-//!               reply per ask: granted, limit, remaining, reset_ns, retry_after_ns
+//!               reply per ask: granted, limit, remaining, window_ns, retry_after_ns
 //! ```
 
 /// `check.lua`'s arguments before the charges: mode, nonce.
@@ -32,7 +32,7 @@ pub(super) const LEASE_HEAD: usize = 1;
 /// Arguments per ask of a lease: algorithm, need, want, four parameters.
 pub(super) const ASK_ARGS: usize = 7;
 
-/// Figures per ask in a lease's answer: granted, limit, remaining, reset,
+/// Figures per ask in a lease's answer: granted, limit, remaining, window,
 /// retry-after.
 pub(super) const GRANT_FIGURES: usize = 5;
 

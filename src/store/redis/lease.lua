@@ -14,7 +14,7 @@
 -- later checks). An ask is granted min(want, available) tokens, charged to
 -- the counter now, when at least `need` are available; else nothing is
 -- charged. Answers per ask: granted, limit, remaining (after the grant),
--- reset_ns, retry_after_ns (0 when granted; -1 for "never": need above the
+-- window_ns (the effective window), retry_after_ns (0 when granted; -1 for "never": need above the
 -- capacity).
 --
 -- Time is Redis's TIME; state and keys are those of check.lua, so checks
@@ -27,16 +27,18 @@ local function gcra(key, need, want, interval, capacity, limit, burst)
   if capacity > base then
     available = fdiv(capacity - base, interval)
   end
+  local window = gcra_window(available, capacity - base, interval)
   if need > burst then
-    return {0, limit, available, base, NEVER}
+    return {0, limit, available, window, NEVER}
   end
   if available < need then
-    return {0, limit, available, base, math.max(base + need * interval - capacity, 1)}
+    return {0, limit, available, window, math.max(base + need * interval - capacity, 1)}
   end
   local granted = math.min(want, available)
   local nxt = base + granted * interval
   redis.call('SET', key, stamp(nxt), 'PX', ttl(nxt))
-  return {granted, limit, available - granted, nxt, 0}
+  local left = available - granted
+  return {granted, limit, left, gcra_window(left, capacity - nxt, interval), 0}
 end
 
 local function fixed(key, need, want, period, limit)

@@ -70,7 +70,7 @@ struct State {
     /// and the local instant its allowance is full again.
     limit: u64,
     remaining: u64,
-    reset_at: Nanos,
+    window_at: Nanos,
     /// A refusal: costs of at least `blocked_cost` are refused until
     /// `blocked_until` (0: none).
     blocked_cost: u64,
@@ -114,7 +114,7 @@ pub(super) struct Grant {
     pub(super) position: usize,
     /// Units granted (0: refused).
     pub(super) granted: u64,
-    /// Redis's figures: limit, remaining after the grant, reset and, when
+    /// Redis's figures: limit, remaining after the grant, effective window and, when
     /// refused, retry-after.
     pub(super) outcome: Outcome,
     /// The local instant the call was sent.
@@ -156,7 +156,7 @@ impl Slot {
                 size: 1,
                 limit: 0,
                 remaining: 0,
-                reset_at: 0,
+                window_at: 0,
                 blocked_cost: 0,
                 blocked_until: 0,
                 refiller: 0,
@@ -215,7 +215,7 @@ impl State {
         Outcome::allow(
             self.limit,
             self.left().saturating_sub(cost_after),
-            self.reset_at.saturating_sub(now),
+            self.window_at.saturating_sub(now),
         )
     }
 
@@ -390,7 +390,7 @@ impl LeaseSlots {
                     Outcome::deny(
                         st.limit,
                         st.left(),
-                        st.reset_at.saturating_sub(now),
+                        st.window_at.saturating_sub(now),
                         st.blocked_until - now,
                     )
                 } else {
@@ -465,7 +465,7 @@ impl LeaseSlots {
             let o = g.outcome;
             st.limit = o.limit;
             st.remaining = o.remaining;
-            st.reset_at = g.sent.saturating_add(o.reset);
+            st.window_at = g.sent.saturating_add(o.window);
             if g.granted > 0 {
                 self.granted.fetch_add(g.granted, Ordering::Relaxed);
                 // A fixed window's units are spendable until the window's
@@ -473,7 +473,7 @@ impl LeaseSlots {
                 // past the real end. A GCRA lease's for `max_age`.
                 let ends = g
                     .sent
-                    .saturating_add(if slot.window { o.reset } else { self.max_age });
+                    .saturating_add(if slot.window { o.window } else { self.max_age });
                 st.expires = if st.tokens > 0 {
                     st.expires.min(ends)
                 } else {
@@ -490,7 +490,7 @@ impl LeaseSlots {
                 }
                 refusals.push((
                     g.position,
-                    Outcome::deny(o.limit, st.left(), o.reset, o.retry_after),
+                    Outcome::deny(o.limit, st.left(), o.window, o.retry_after),
                 ));
             }
         }
@@ -551,11 +551,11 @@ mod tests {
         LeaseSlots::new(&TokenLease::new(tokens))
     }
 
-    fn granted(position: usize, granted: u64, remaining: u64, reset: Nanos, sent: Nanos) -> Grant {
+    fn granted(position: usize, granted: u64, remaining: u64, window: Nanos, sent: Nanos) -> Grant {
         Grant {
             position,
             granted,
-            outcome: Outcome::allow(100, remaining, reset),
+            outcome: Outcome::allow(100, remaining, window),
             sent,
         }
     }
@@ -631,11 +631,11 @@ mod tests {
         let s = t.slot("k", 1, true, SEC).expect("slot");
         // Two leases to reach size 2... (first lease covers the request)
         let (_, d) = refill(&t, &s, 1, SEC, granted(0, 1, 10, 3 * SEC, SEC));
-        assert_eq!((d.remaining(), d.reset()), (10, Duration::from_secs(3)));
+        assert_eq!((d.remaining(), d.window()), (10, Duration::from_secs(3)));
         let (_, d) = refill(&t, &s, 1, SEC, granted(0, 2, 8, 3 * SEC, SEC));
         assert_eq!(d.remaining(), 9, "8 in Redis, 1 held");
         let d = local(&t, &s, 1, 2 * SEC).expect("local");
-        assert_eq!((d.remaining(), d.reset()), (8, Duration::from_secs(2)));
+        assert_eq!((d.remaining(), d.window()), (8, Duration::from_secs(2)));
     }
 
     #[test]

@@ -139,9 +139,9 @@ impl RedisStore {
 }
 
 /// One lease ask's figures from the script: `granted, limit, remaining,
-/// reset, retry_after`.
+/// window, retry_after`.
 fn read_grant(ask: &Ask, figures: &[i64], sent: u64) -> Option<Grant> {
-    let &[granted, limit, remaining, reset, retry] = figures else {
+    let &[granted, limit, remaining, window, retry] = figures else {
         return None;
     };
     let figure = |n: i64| u64::try_from(n).ok();
@@ -160,7 +160,7 @@ fn read_grant(ask: &Ask, figures: &[i64], sent: u64) -> Option<Grant> {
             allowed,
             limit: figure(limit)?,
             remaining: figure(remaining)?,
-            reset: figure(reset)?,
+            window: figure(window)?,
             retry_after: match retry {
                 _ if allowed => 0,
                 r if r < 0 => RETRY_NEVER,

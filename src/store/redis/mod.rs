@@ -280,8 +280,8 @@
 //! with a charge of that limit and key, of at least that cost, before that
 //! instant, answers at once: refused, with that charge as the
 //! [`policy`](Decision::policy), remaining 0, the cached limit, the time
-//! left as `retry_after` (at least 1 ns, never 0) and the cached reset
-//! minus the time passed. It answers even while Redis is away.
+//! left as `retry_after` (at least 1 ns, never 0) and the cached
+//! effective window minus the time passed. It answers even while Redis is away.
 //!
 //! Why that is safe: a rate limit's state only moves toward refusal while
 //! time stands still (charges from any instance raise a TAT, a count or a
@@ -403,9 +403,9 @@
 //! A check answered from a lease reports: `remaining`, what Redis had left
 //! after this instance's last lease call for the key plus the units this
 //! instance still holds (an estimate: other instances' admissions since
-//! that call are not seen, nor, for GCRA, what refilled since); `reset`,
-//! Redis's reset at that call less the time passed since (a fixed window's
-//! end; for GCRA, when the allowance is full again); a refusal's
+//! that call are not seen, nor, for GCRA, what refilled since); `window`,
+//! Redis's effective window at that call less the time passed since (a
+//! fixed window's end; for GCRA, when the next unit comes); a refusal's
 //! `retry_after`, the remembered retry instant less the time passed. A
 //! check that called Redis reports Redis's figures. [`RedisStore::lease_stats`]
 //! counts what leased mode did; [`RedisStore::leases_held`] the keys it

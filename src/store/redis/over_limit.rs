@@ -73,7 +73,7 @@ struct Entry {
     /// The limit's quota, as Redis reported it.
     limit: u64,
     /// The local instant the allowance is full again.
-    reset_at: Nanos,
+    window_at: Nanos,
 }
 
 impl OverLimitCache {
@@ -98,7 +98,7 @@ impl OverLimitCache {
 
     /// A denial for a charge of `cost` under the limit `serial` on
     /// `counter` at `now`, if a live entry covers it: remaining 0,
-    /// `retry_after` the time left (at least 1 ns), `reset` the cached one
+    /// `retry_after` the time left (at least 1 ns), `window` the cached one
     /// minus the time passed.
     pub(super) fn lookup(
         &self,
@@ -121,7 +121,7 @@ impl OverLimitCache {
         Some(Outcome::deny(
             entry.limit,
             0,
-            entry.reset_at.saturating_sub(now),
+            entry.window_at.saturating_sub(now),
             entry.until - now,
         ))
     }
@@ -151,7 +151,7 @@ impl OverLimitCache {
             cost,
             until,
             limit: outcome.limit,
-            reset_at: sent.saturating_add(outcome.reset),
+            window_at: sent.saturating_add(outcome.window),
         };
         let mut state = self.lock();
         let state = &mut *state;
@@ -226,7 +226,7 @@ mod tests {
             allowed: false,
             limit: 10,
             remaining: 0,
-            reset: 3 * SEC,
+            window: 3 * SEC,
             retry_after,
         }
     }
@@ -251,7 +251,7 @@ mod tests {
         assert!(!hit.allowed);
         assert_eq!((hit.limit, hit.remaining), (10, 0));
         assert_eq!(hit.retry_after, 600_000_000);
-        assert_eq!(hit.reset, 3 * SEC - 400_000_000);
+        assert_eq!(hit.window, 3 * SEC - 400_000_000);
         assert_eq!(
             c.lookup("k", 1, 2, sent + SEC - 1)
                 .expect("hit")

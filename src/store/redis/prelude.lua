@@ -51,6 +51,13 @@ local function offset(v)
   return (s - now_s) * 1e9 + (n - now_n)
 end
 
+-- GCRA's effective window (ns): with `room` ns of capacity left and
+-- `available` whole units in it, the wait, once they are spent, for the
+-- next unit.
+local function gcra_window(available, room, interval)
+  return (available + 1) * interval - room
+end
+
 local function stamp(off)
   local ds = math.floor(off / 1e9)
   local dn = off - ds * 1e9

@@ -8,9 +8,9 @@ use crate::decision::Decision;
 use crate::error::StoreError;
 
 /// One charge's figures from the script: `allowed, limit, remaining,
-/// reset, retry_after`; `None` when malformed.
+/// window (the effective window), retry_after`; `None` when malformed.
 pub(super) fn read_outcome(figures: &[i64]) -> Option<Outcome> {
-    let &[allowed, limit, remaining, reset, retry] = figures else {
+    let &[allowed, limit, remaining, window, retry] = figures else {
         return None;
     };
     let figure = |n: i64| u64::try_from(n).ok();
@@ -18,7 +18,7 @@ pub(super) fn read_outcome(figures: &[i64]) -> Option<Outcome> {
         allowed: allowed == 1,
         limit: figure(limit)?,
         remaining: figure(remaining)?,
-        reset: figure(reset)?,
+        window: figure(window)?,
         retry_after: if retry < 0 {
             RETRY_NEVER
         } else {
@@ -62,7 +62,7 @@ impl RedisTime {
 }
 
 /// Reads the script's answer: `{all_allowed, (allowed, limit, remaining,
-/// reset, retry_after) per charge}`, into one decision over all charges,
+/// window, retry_after) per charge}`, into one decision over all charges,
 /// followed, for a charging check (`take`, mode "2"), by the seconds and
 /// microseconds of the `TIME` the script used. Exactly that many figures,
 /// or the answer is refused as malformed.

@@ -98,9 +98,9 @@ fn lean(args: &[String]) -> Option<Lean> {
 }
 
 impl Lean {
-    /// Reads a lean answer, `{allowed, remaining, reset, retry}` and in
+    /// Reads a lean answer, `{allowed, remaining, window, retry}` and in
     /// mode "2" the `TIME` it used, as `check.lua`'s answer for one charge:
-    /// `{allowed, allowed, limit, remaining, reset, retry[, secs, micros]}`.
+    /// `{allowed, allowed, limit, remaining, window, retry[, secs, micros]}`.
     /// `None` for any other length.
     fn widen(limit: i64, reply: &[i64]) -> Option<Vec<i64>> {
         if !matches!(reply.len(), 4 | 6) {

@@ -6,7 +6,7 @@
 -- ARGV     mode (as check.lua's), cost, period (ms), limit: only what it
 --          reads (each argument costs Redis time)
 --
--- Answers {allowed, remaining, reset_ns, retry_after_ns} (answer.lua,
+-- Answers {allowed, remaining, window_ns, retry_after_ns} (answer.lua,
 -- placed after it, adds the TIME it used in mode "2"); the store reads them
 -- as check.lua's answer for one charge.
 
@@ -30,8 +30,9 @@ if used + cost <= limit then
       redis.call('PEXPIRE', current_key, ttl(weight + period_ns))
     end
   end
-  out = {1, limit - used - cost, weight + period_ns, 0}
+  local remaining = limit - used - cost
+  out = {1, remaining, window_wait(current + cost + remaining, previous, 1, limit, elapsed, weight, period_ns), 0}
 else
-  local reset, retry = window_refusal(current, previous, cost, limit, elapsed, weight, period_ns)
-  out = {0, math.max(limit - used, 0), reset, retry}
+  local window, retry = window_refusal(current, previous, used, cost, limit, elapsed, weight, period_ns)
+  out = {0, math.max(limit - used, 0), window, retry}
 end

@@ -61,25 +61,26 @@ local function window_use(current, previous, index, period)
   return used, elapsed, period * MS - elapsed
 end
 
--- A refused charge's reset and retry-after (ns) in that window; NEVER for
--- a cost above the limit.
-local function window_refusal(current, previous, cost, limit, elapsed, weight, period_ns)
-  local reset = 0
-  if current > 0 then
-    reset = weight + period_ns
-  elseif previous > 0 then
-    reset = weight
-  end
-  if cost > limit then
-    return reset, NEVER
-  end
-  local retry
+-- Nanoseconds, from `elapsed` into the window, until `cost` units (at
+-- most the limit) fit beside `current` and the fading `previous`. The
+-- effective window of an answer is this wait for one unit with the
+-- remaining units added to `current` (spent now: they fade in the next
+-- window, a request's units do not).
+local function window_wait(current, previous, cost, limit, elapsed, weight, period_ns)
   if current + cost <= limit then
     -- Wait, within this window, for the previous window's weight to fade.
-    retry = math.max(offset_for(previous, limit - current - cost, period_ns) - elapsed, 0)
-  else
-    -- Only the next window helps: the current count becomes the previous one.
-    retry = weight + offset_for(current, limit - cost, period_ns)
+    return math.max(offset_for(previous, limit - current - cost, period_ns) - elapsed, 1)
   end
-  return reset, math.max(retry, 1)
+  -- Only the next window helps: the current count becomes the previous one.
+  return weight + offset_for(current, math.max(limit - cost, 0), period_ns)
+end
+
+-- A refused charge's effective window and retry-after (ns) in that window,
+-- `used` units counting now; NEVER for a cost above the limit.
+local function window_refusal(current, previous, used, cost, limit, elapsed, weight, period_ns)
+  local window = window_wait(current + math.max(limit - used, 0), previous, 1, limit, elapsed, weight, period_ns)
+  if cost > limit then
+    return window, NEVER
+  end
+  return window, window_wait(current, previous, cost, limit, elapsed, weight, period_ns)
 end
