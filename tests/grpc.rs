@@ -186,6 +186,13 @@ fn assert_rate_limited(status: &Status, policy: &str, tier: &str, quota: i64) {
         fields.starts_with(&format!("\"{policy}\";r=0;t=")),
         "{fields}"
     );
+    // The metadata says what the HTTP fields say: for a call of one unit
+    // with none left, t (the wait for the next unit) is the retry-after.
+    let t: u64 = fields
+        .rsplit_once(";t=")
+        .and_then(|(_, t)| t.parse().ok())
+        .expect("t");
+    assert_eq!(t, retry_after, "{fields}");
     assert!(metadata(status, "ratelimit-policy").contains(&format!("\"{policy}\";q={quota};")));
 }
 

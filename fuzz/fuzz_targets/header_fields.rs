@@ -4,9 +4,10 @@
 //! (`sfv`) reads as Lists of Items with the draft's parameters: every
 //! policy item has a non-negative integer `q` and a positive `w`; every
 //! `RateLimit` item names a policy of `RateLimit-Policy` with non-negative
-//! integers `r` and `t`; a 429 carries a `Retry-After` of whole seconds
-//! unless the request can never pass (its cost above what the limit ever
-//! admits at once).
+//! integers `r` and `t`, `r` at most that policy's `q` and `t` at least 1
+//! (more quota never comes at once); a 429 carries a `Retry-After` of whole
+//! seconds, never before `t`, unless the request can never pass (its cost
+//! above what the limit ever admits at once).
 #![no_main]
 
 use std::convert::Infallible;
@@ -144,14 +145,18 @@ fuzz_target!(|data: &[u8]| {
             assert!(q >= 0 && w > 0, "{policy}");
         }
         let limit = field("ratelimit").expect("RateLimit on every answer");
+        let mut longest_t = 0;
         for (name, params) in items(&limit) {
-            assert!(
-                policies.iter().any(|(p, _)| *p == name),
-                "{limit} names {name}, not in {policy}"
-            );
+            let (_, named) = policies
+                .iter()
+                .find(|(p, _)| *p == name)
+                .unwrap_or_else(|| panic!("{limit} names {name}, not in {policy}"));
+            let q = int(named, "q").expect("q");
             let r = int(&params, "r").unwrap_or_else(|| panic!("{limit}: without r"));
             let t = int(&params, "t").unwrap_or_else(|| panic!("{limit}: without t"));
-            assert!(r >= 0 && t >= 0, "{limit}");
+            assert!(r >= 0 && t >= 1, "{limit}");
+            assert!(r <= q, "{limit}: r above q in {policy}");
+            longest_t = longest_t.max(t);
         }
         if response.status() == StatusCode::TOO_MANY_REQUESTS && cost <= capacity {
             let retry = field("retry-after").expect("Retry-After on a 429 that can pass later");
@@ -159,6 +164,8 @@ fuzz_target!(|data: &[u8]| {
                 !retry.is_empty() && retry.bytes().all(|b| b.is_ascii_digit()),
                 "Retry-After {retry:?}"
             );
+            let retry: i64 = retry.parse().expect("delta-seconds");
+            assert!(retry >= longest_t, "Retry-After {retry} before t in {limit}");
         }
     }
 });

@@ -29,6 +29,15 @@ impl Divisor {
         let r = x - q * self.d;
         q + u64::from(r >= self.d)
     }
+
+    /// `(x / d, x % d)`, exactly, for the price of [`div`](Self::div).
+    #[inline]
+    pub(crate) fn div_rem(&self, x: u64) -> (u64, u64) {
+        let q = ((u128::from(x) * u128::from(self.m)) >> 64) as u64;
+        let r = x - q * self.d;
+        let over = u64::from(r >= self.d);
+        (q + over, r - over * self.d)
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +60,7 @@ mod tests {
             let div = Divisor::new(d);
             for x in [0, 1, d - 1, d, d.saturating_add(1), u64::MAX - 1, u64::MAX] {
                 assert_eq!(div.div(x), x / d, "{x} / {d}");
+                assert_eq!(div.div_rem(x), (x / d, x % d), "{x} % {d}");
             }
         }
         assert_eq!(Divisor::new(0).div(5), 5);
@@ -60,6 +70,7 @@ mod tests {
         #[test]
         fn equals_hardware_division(x: u64, d in 1u64..) {
             prop_assert_eq!(Divisor::new(d).div(x), x / d);
+            prop_assert_eq!(Divisor::new(d).div_rem(x), (x / d, x % d));
         }
 
         #[test]

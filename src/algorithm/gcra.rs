@@ -44,11 +44,9 @@ impl Gcra {
     /// they are spent, for the next one, `(r + 1)·T - room` (in `(0, T]`).
     #[inline]
     fn available(&self, room: u64) -> (u64, Nanos) {
-        let r = self.per_interval.div(room);
-        // r ≤ burst, so (r + 1)·T ≤ capacity + T: no overflow short of
-        // saturation, and (r + 1)·T > room.
-        let window = (r + 1).saturating_mul(self.interval).saturating_sub(room);
-        (r, window)
+        // (r + 1)·T - room = T - (room mod T): nothing can overflow.
+        let (r, part) = self.per_interval.div_rem(room);
+        (r, self.interval - part)
     }
 
     /// The pure step: the outcome at `now` for a bucket whose TAT is `tat`,
@@ -92,12 +90,20 @@ impl Algorithm for Gcra {
         // outcome is built once, after the swap.
         let horizon = now.saturating_add(self.capacity);
         let mut tat = state.load(Ordering::Acquire);
+        if cost > self.burst {
+            return self.step(tat, now, cost).0;
+        }
+        // cost ≤ burst: the charge is at most the capacity (which
+        // saturates), so at most the horizon, and a base up to `latest`
+        // takes it without overflow.
+        let charge = cost.saturating_mul(self.interval);
+        let latest = horizon - charge;
         loop {
             let base = tat.max(now);
-            let next = base.saturating_add(cost.saturating_mul(self.interval));
-            if cost > self.burst || next > horizon {
+            if base > latest {
                 return self.step(tat, now, cost).0;
             }
+            let next = base + charge;
             match state.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     let (remaining, window) = self.available(horizon - next);

@@ -4,11 +4,21 @@
 //! `Retry-After` (whole seconds, rounded up, never 0; absent only when the
 //! request's cost exceeds the limit's whole capacity, so no wait helps), the IETF
 //! `RateLimit-Policy` and `RateLimit` fields, optionally the legacy
-//! `X-RateLimit-Limit/Remaining/Reset` fields (reset in seconds from now),
-//! and an `application/problem+json` body naming the limit. A request with
-//! no usable key gets the key error's status (400, 401 or 500) and a problem
-//! body; a store failure under the fail-closed policy gets `503` with
-//! `Retry-After`. Every answer is a response, never a service error.
+//! `X-RateLimit-Limit/Remaining/Reset` fields (the `q`, `r` and `t` figures),
+//! and an `application/problem+json` body naming the limit: the
+//! [`QUOTA_EXCEEDED`] problem type of `draft-ietf-httpapi-ratelimit-headers`
+//! (section 5.1), its [`VIOLATED_POLICIES`] member, and tollgate's own
+//! members (`policy`, `tier`, `limit` and `window_seconds` as the policy
+//! item's `q` and `w`, `remaining`, `retry_after_ms`, `detail`). A request
+//! with no usable key gets the key error's status (400, 401 or 500) and an
+//! `about:blank` problem body; a store failure under the fail-closed policy
+//! gets `503` with `Retry-After` and the [`TEMPORARY_REDUCED_CAPACITY`]
+//! problem type (section 5.2). Every answer is a response, never a service
+//! error.
+//!
+//! What each figure means, per algorithm, is on
+//! [`Decision::window`](crate::Decision::window) and in the README's "What
+//! the fields mean".
 //!
 //! [`RateLimitLayer::on_reject`](crate::RateLimitLayer::on_reject) replaces
 //! the default answer with a closure of yours that gets a [`Rejection`].

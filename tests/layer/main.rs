@@ -5,7 +5,9 @@
 mod admission;
 mod algorithms;
 mod async_store;
+mod client;
 mod concurrency;
+mod draft;
 mod fields;
 mod keys;
 mod multi;

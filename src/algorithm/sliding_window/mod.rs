@@ -31,6 +31,10 @@ pub use packed::PackedSlidingWindow;
 pub struct SlidingWindow {
     period: u64,
     limit: u64,
+    /// The effective window's tail when nothing of the previous window
+    /// weighs: a full current window, as the previous one, first lets a
+    /// unit through this far into the next window.
+    first_fade: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -57,10 +61,13 @@ fn pack(c: Counts) -> u128 {
 impl SlidingWindow {
     /// The sliding window counter for a rate quota (its burst is not used).
     pub fn new(quota: &Quota) -> Self {
-        Self {
+        let mut window = Self {
             period: quota.period_nanos().max(1),
             limit: quota.count().min(u64::from(u32::MAX)),
-        }
+            first_fade: 0,
+        };
+        window.first_fade = window.offset_for(window.limit, window.limit.saturating_sub(1));
+        window
     }
 
     /// The counts as seen in window `index`.
@@ -125,12 +132,18 @@ impl SlidingWindow {
     }
 
     /// The smallest offset into a window at which `ceil(count · (P - e) / P) <= room`.
+    #[inline]
     fn offset_for(&self, count: u64, room: u64) -> u64 {
         if count <= room {
             return 0;
         }
-        let allowed_weight = u128::from(room) * u128::from(self.period) / u128::from(count);
-        self.period - allowed_weight as u64
+        // In 64 bits while the product fits (a 128-bit division is a
+        // library call several times dearer).
+        let allowed_weight = match room.checked_mul(self.period) {
+            Some(product) => product / count,
+            None => (u128::from(room) * u128::from(self.period) / u128::from(count)) as u64,
+        };
+        self.period - allowed_weight
     }
 
     /// The pure step over the packed state.
@@ -161,7 +174,18 @@ impl SlidingWindow {
                 ..counts
             };
             let remaining = self.limit - used - cost;
-            let window = self.window(next, elapsed, weight, remaining);
+            // The window with `remaining` spent now, in closed form: the
+            // current count is then the limit less the previous window's
+            // weighted part, so the next unit comes when that part drops
+            // by one, or, when it weighs nothing, a little into the next
+            // window (what `window` computes, without its general case).
+            let faded = used - counts.current;
+            let window = if faded == 0 {
+                weight + self.first_fade
+            } else {
+                self.fading(counts.previous, faded, elapsed)
+            };
+            debug_assert_eq!(window, self.window(next, elapsed, weight, remaining));
             return (Outcome::allow(self.limit, remaining, window), Some(next));
         }
         let retry = self.wait(counts, elapsed, weight, cost);
@@ -170,6 +194,14 @@ impl SlidingWindow {
             Outcome::deny(self.limit, remaining_now, window, retry),
             None,
         )
+    }
+
+    /// The admitted request's window while `faded` units of the previous
+    /// window (`previous` in all) still weigh: until that part drops by one.
+    fn fading(&self, previous: u64, faded: u64, elapsed: u64) -> u64 {
+        self.offset_for(previous, faded - 1)
+            .saturating_sub(elapsed)
+            .max(1)
     }
 
     /// The effective window: with `remaining` units spent now, the wait

@@ -19,7 +19,7 @@ pub(super) const CHECK_HEAD: usize = 2;
 pub(super) const CHARGE_ARGS: usize = 6;
 
 /// Figures per charge in a check's answer: allowed, limit, remaining,
-/// reset, retry-after.
+/// window, retry-after.
 pub(super) const OUTCOME_FIGURES: usize = 5;
 
 /// `rollback.lua`'s arguments before the charges: the `TIME`'s seconds and

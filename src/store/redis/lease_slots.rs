@@ -67,7 +67,7 @@ struct State {
     /// Units the next lease asks for (1 to `tokens`).
     size: u64,
     /// Redis's last figures: the quota, what it had left after its answer,
-    /// and the local instant its allowance is full again.
+    /// and the local instant its effective window ends (see `Decision::window`).
     limit: u64,
     remaining: u64,
     window_at: Nanos,

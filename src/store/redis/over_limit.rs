@@ -72,7 +72,7 @@ struct Entry {
     until: Nanos,
     /// The limit's quota, as Redis reported it.
     limit: u64,
-    /// The local instant the allowance is full again.
+    /// The local instant the effective window ends (see `Decision::window`).
     window_at: Nanos,
 }
 
