@@ -37,6 +37,21 @@ pub struct SlidingWindow {
     first_fade: u64,
 }
 
+/// An admission's new counts and figures.
+#[derive(Clone, Copy)]
+struct Admitted {
+    next: Counts,
+    remaining: u64,
+    window: u64,
+}
+
+impl Admitted {
+    #[inline]
+    fn outcome(&self, limit: u64) -> Outcome {
+        Outcome::allow(limit, self.remaining, self.window)
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Counts {
     index: u64,
@@ -155,45 +170,65 @@ impl SlidingWindow {
     /// The step over unpacked counts, whatever word holds them.
     #[inline]
     fn step_counts(&self, stored: Counts, now: Nanos, cost: u64) -> (Outcome, Option<Counts>) {
+        match self.admit(stored, now, cost) {
+            Some(admitted) => (admitted.outcome(self.limit), Some(admitted.next)),
+            None => (self.refuse(stored, now, cost), None),
+        }
+    }
+
+    /// The counts after admitting `cost` at `now`, with the answer's
+    /// figures; `None` when it does not fit. Compare-and-swap loops run
+    /// this and build the outcome once, after the swap.
+    #[inline]
+    fn admit(&self, stored: Counts, now: Nanos, cost: u64) -> Option<Admitted> {
         let counts = Self::rolled(stored, now / self.period);
         let window_start = counts.index * self.period;
         let elapsed = now.saturating_sub(window_start).min(self.period - 1);
         let weight = self.period - elapsed;
         let used = self.weighted(counts.previous, weight) + counts.current;
-        let remaining_now = self.limit.saturating_sub(used);
-        if cost > self.limit {
-            let window = self.window(counts, elapsed, weight, remaining_now);
-            return (
-                Outcome::deny(self.limit, remaining_now, window, RETRY_NEVER),
-                None,
-            );
+        if cost > self.limit || used + cost > self.limit {
+            return None;
         }
-        if used + cost <= self.limit {
-            let next = Counts {
-                current: counts.current + cost,
-                ..counts
-            };
-            let remaining = self.limit - used - cost;
-            // The window with `remaining` spent now, in closed form: the
-            // current count is then the limit less the previous window's
-            // weighted part, so the next unit comes when that part drops
-            // by one, or, when it weighs nothing, a little into the next
-            // window (what `window` computes, without its general case).
-            let faded = used - counts.current;
-            let window = if faded == 0 {
-                weight + self.first_fade
-            } else {
-                self.fading(counts.previous, faded, elapsed)
-            };
-            debug_assert_eq!(window, self.window(next, elapsed, weight, remaining));
-            return (Outcome::allow(self.limit, remaining, window), Some(next));
-        }
-        let retry = self.wait(counts, elapsed, weight, cost);
-        let window = self.window(counts, elapsed, weight, remaining_now);
-        (
-            Outcome::deny(self.limit, remaining_now, window, retry),
-            None,
-        )
+        let next = Counts {
+            current: counts.current + cost,
+            ..counts
+        };
+        let remaining = self.limit - used - cost;
+        // The window with `remaining` spent now, in closed form: the
+        // current count is then the limit less the previous window's
+        // weighted part, so the next unit comes when that part drops by
+        // one, or, when it weighs nothing, a little into the next window
+        // (what `window` computes, without its general case).
+        let faded = used - counts.current;
+        let window = if faded == 0 {
+            weight + self.first_fade
+        } else {
+            self.fading(counts.previous, faded, elapsed)
+        };
+        debug_assert_eq!(window, self.window(next, elapsed, weight, remaining));
+        Some(Admitted {
+            next,
+            remaining,
+            window,
+        })
+    }
+
+    /// The answer to a request that does not fit the stored counts.
+    #[cold]
+    fn refuse(&self, stored: Counts, now: Nanos, cost: u64) -> Outcome {
+        let counts = Self::rolled(stored, now / self.period);
+        let window_start = counts.index * self.period;
+        let elapsed = now.saturating_sub(window_start).min(self.period - 1);
+        let weight = self.period - elapsed;
+        let used = self.weighted(counts.previous, weight) + counts.current;
+        let remaining = self.limit.saturating_sub(used);
+        let window = self.window(counts, elapsed, weight, remaining);
+        let retry = if cost > self.limit {
+            RETRY_NEVER
+        } else {
+            self.wait(counts, elapsed, weight, cost)
+        };
+        Outcome::deny(self.limit, remaining, window, retry)
     }
 
     /// The admitted request's window while `faded` units of the previous
@@ -241,7 +276,23 @@ impl Algorithm for SlidingWindow {
     }
 
     fn acquire(&self, state: &AtomicU128, now: Nanos, cost: u64) -> Outcome {
-        update_u128(state, |word| self.step(word, now, cost))
+        // The step written out: the loop carries the counts, and the
+        // outcome is built once, after the swap.
+        let mut word = state.load(Ordering::Acquire);
+        loop {
+            let Some(admitted) = self.admit(unpack(word), now, cost) else {
+                return self.refuse(unpack(word), now, cost);
+            };
+            match state.compare_exchange_weak(
+                word,
+                pack(admitted.next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return admitted.outcome(self.limit),
+                Err(actual) => word = actual,
+            }
+        }
     }
 
     fn peek(&self, state: &AtomicU128, now: Nanos, cost: u64) -> Outcome {

@@ -79,10 +79,18 @@ impl Algorithm for PackedSlidingWindow {
 
     #[inline]
     fn acquire(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
-        update_u64(state, |word| {
-            let (outcome, next) = self.window.step_counts(self.unpack(word), now, cost);
-            (outcome, next.map(|c| self.pack(c)))
-        })
+        // As `SlidingWindow::acquire`: the outcome is built after the swap.
+        let mut word = state.load(Ordering::Acquire);
+        loop {
+            let Some(admitted) = self.window.admit(self.unpack(word), now, cost) else {
+                return self.window.refuse(self.unpack(word), now, cost);
+            };
+            let next = self.pack(admitted.next);
+            match state.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return admitted.outcome(self.window.limit),
+                Err(actual) => word = actual,
+            }
+        }
     }
 
     fn peek(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
