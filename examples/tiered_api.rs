@@ -63,7 +63,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use tollgate::config::PlansConfig;
+use tollgate::plan::config::PlansConfig;
 use tollgate::key::{ApiKeyOrIp, ClientIp, TrustedProxies};
 use tollgate::shed::{LoadShedLayer, Priority};
 use tollgate::store::{MemoryStore, Store};

@@ -50,44 +50,37 @@
 pub mod algorithm;
 pub mod body;
 pub mod clock;
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub mod config;
 pub mod decision;
 pub mod error;
-pub mod future;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
 pub mod key;
-mod layer;
 pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
-mod mode;
-mod peek;
 pub mod plan;
 pub mod quota;
-mod refund;
-mod reload;
+mod rate_limit;
 pub mod response;
-mod rule;
-mod rules;
-mod service;
-mod shared;
 pub mod shed;
 pub mod store;
 
 pub use decision::Decision;
 pub use error::{ConfigError, StoreError};
-pub use layer::RateLimitLayer;
 pub use limit::Limit;
-pub use mode::{Mode, UnknownMode};
-pub use peek::{PeekError, Peeked};
+/// The TOML form of plans, now at [`plan::config`] (this path is kept).
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use plan::config;
+pub use plan::mode::{Mode, UnknownMode};
 pub use plan::Plans;
 pub use quota::Quota;
-pub use reload::{ReloadError, Reloader};
-pub use service::RateLimit;
-pub use shared::OnStoreError;
+pub use rate_limit::evaluate::OnStoreError;
+pub use rate_limit::future;
+pub use rate_limit::layer::RateLimitLayer;
+pub use rate_limit::peek::{PeekError, Peeked};
+pub use rate_limit::reload::{ReloadError, Reloader};
+pub use rate_limit::service::RateLimit;
 pub use shed::LoadShedLayer;

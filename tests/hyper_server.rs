@@ -7,7 +7,7 @@
 #[allow(dead_code, unreachable_pub)]
 mod hyper_server;
 
-#[path = "layer/sf.rs"]
+#[path = "rate_limit/sf.rs"]
 #[allow(dead_code)]
 mod sf;
 

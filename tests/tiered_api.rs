@@ -6,7 +6,7 @@
 #[allow(dead_code, unreachable_pub)]
 mod tiered_api;
 
-#[path = "layer/sf.rs"]
+#[path = "rate_limit/sf.rs"]
 #[allow(dead_code)]
 mod sf;
 

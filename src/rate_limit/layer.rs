@@ -10,14 +10,14 @@ use http::{Request, Response};
 use tower_layer::Layer;
 
 use crate::key::{KeyExtractor, PeerIp, RequestInfo};
-use crate::peek::{PeekError, Peeked};
 use crate::plan::Plans;
-use crate::reload::Reloader;
+use crate::rate_limit::evaluate::{OnStoreError, Shared};
+use crate::rate_limit::peek::{PeekError, Peeked};
+use crate::rate_limit::reload::Reloader;
+use crate::rate_limit::rule::Rule;
+use crate::rate_limit::rules::RuleSet;
+use crate::rate_limit::service::RateLimit;
 use crate::response::Rejection;
-use crate::rule::Rule;
-use crate::rules::RuleSet;
-use crate::service::RateLimit;
-use crate::shared::{OnStoreError, Shared};
 use crate::store::{Checked, MemoryStore, Store};
 
 /// Applies rate limits to every request of the wrapped service.

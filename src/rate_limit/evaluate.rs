@@ -11,13 +11,13 @@ use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::key::{Key, KeyError, RequestInfo};
 use crate::limit::Limit;
-use crate::mode::Mode;
-use crate::peek::Peeked;
-use crate::refund::{After, Owned, Refund, RefundFn, Ticket};
+use crate::plan::mode::Mode;
+use crate::rate_limit::peek::Peeked;
+use crate::rate_limit::refund::{After, Owned, Refund, RefundFn, Ticket};
+use crate::rate_limit::rule::Rule;
+use crate::rate_limit::rules::{RuleSet, Rules};
 use crate::response::answer;
 use crate::response::{RateLimited, Rejection};
-use crate::rule::Rule;
-use crate::rules::{RuleSet, Rules};
 use crate::store::{Charge, Checked, Permits, Store, Verdict};
 
 /// What to do when the store cannot answer.

@@ -40,7 +40,7 @@ use serde::Deserialize;
 
 use crate::algorithm::AlgorithmKind;
 use crate::error::ConfigError;
-use crate::mode::Mode;
+use crate::plan::mode::Mode;
 use crate::plan::Plans;
 
 /// A plan set as written in a configuration file.
@@ -84,7 +84,7 @@ fn algorithm(name: &str) -> Result<AlgorithmKind, ConfigError> {
 
 fn mode(name: &str) -> Result<Mode, ConfigError> {
     name.parse()
-        .map_err(|e: crate::mode::UnknownMode| ConfigError::File(e.to_string()))
+        .map_err(|e: crate::plan::mode::UnknownMode| ConfigError::File(e.to_string()))
 }
 
 impl PlansConfig {

@@ -19,6 +19,11 @@
 //! # Ok::<(), tollgate::ConfigError>(())
 //! ```
 
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
+pub(crate) mod mode;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +31,7 @@ use std::time::Duration;
 use crate::algorithm::AlgorithmKind;
 use crate::error::ConfigError;
 use crate::limit::{validate_name, Limit, LimitKind};
-use crate::mode::Mode;
+use crate::plan::mode::Mode;
 use crate::quota::{Quota, QuotaKind, Quotas};
 use crate::store::MAX_CHARGES;
 
@@ -101,12 +106,12 @@ impl Plans {
             .unwrap_or(self.default)
     }
 
-    /// Loads a plan set from TOML; see [`PlansConfig`](crate::config::PlansConfig)
+    /// Loads a plan set from TOML; see [`PlansConfig`](crate::plan::config::PlansConfig)
     /// for the schema.
     #[cfg(feature = "serde")]
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub fn from_toml(text: &str) -> Result<Plans, ConfigError> {
-        let config: crate::config::PlansConfig =
+        let config: crate::plan::config::PlansConfig =
             toml::from_str(text).map_err(|e| ConfigError::File(e.to_string()))?;
         config.build()
     }

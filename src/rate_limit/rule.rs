@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::key::KeyExtractor;
 use crate::limit::Limit;
-use crate::mode::Mode;
+use crate::plan::mode::Mode;
 use crate::plan::Plans;
 use http::HeaderValue;
 

@@ -10,8 +10,8 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::future::{finish, ResponseFuture};
-use crate::shared::{Conclusion, Evaluation, Shared};
+use crate::rate_limit::evaluate::{Conclusion, Evaluation, Shared};
+use crate::rate_limit::future::{finish, ResponseFuture};
 use crate::store::{MemoryStore, Store};
 
 /// Rate-limits the requests of the inner service `S`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::rule::Rule;
+use crate::rate_limit::rule::Rule;
 
 /// Every rule of a layer, in order.
 pub(crate) type Rules<H> = Vec<Rule<H>>;
