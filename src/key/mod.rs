@@ -20,6 +20,7 @@
 
 mod api_key_or_ip;
 mod bearer;
+mod client_ip;
 mod closure;
 mod error;
 mod forwarded;
@@ -31,12 +32,13 @@ mod peer_ip;
 mod request;
 mod route;
 mod tiered;
+mod trusted;
 
 pub use api_key_or_ip::ApiKeyOrIp;
 pub use bearer::BearerToken;
+pub use client_ip::{ClientIp, ForwardedHeader};
 pub use closure::KeyFn;
 pub use error::KeyError;
-pub use forwarded::{ClientIp, ForwardedHeader, TrustedProxies, TrustedProxiesError};
 pub use header::HeaderKey;
 pub(crate) use identity::KeyRepr;
 pub use identity::{Identity, Key, TierName, MAX_KEY_LEN};
@@ -45,6 +47,7 @@ pub use peer_ip::{PeerAddr, PeerIp};
 pub use request::RequestInfo;
 pub use route::RouteAnd;
 pub use tiered::Tiered;
+pub use trusted::{TrustedProxies, TrustedProxiesError};
 
 /// Reads the key (and optionally the tier) of a request.
 ///
