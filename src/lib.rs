@@ -55,6 +55,7 @@ pub mod error;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
+mod jitter;
 pub mod key;
 pub mod limit;
 #[cfg(feature = "metrics")]

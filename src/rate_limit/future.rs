@@ -21,6 +21,8 @@ pin_project! {
     /// With the in-memory store it is the inner future (admitted) or a ready
     /// answer (refused): nothing is boxed. Only a store that answers later
     /// (a remote one) makes it wait on a boxed future.
+    ///
+    /// Like tower's futures, it panics when polled again after it finished.
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -107,7 +109,9 @@ where
             }
             StateProj::Answered { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response.map(ResponseBody::answer))),
-                None => Poll::Pending,
+                // As tower's futures do: a caller that polls a finished
+                // future is told, rather than left waiting forever.
+                None => panic!("tollgate::future::ResponseFuture polled after completion"),
             },
             StateProj::Waiting { future } => future.as_mut().poll(cx),
         }

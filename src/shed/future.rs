@@ -23,7 +23,8 @@ pin_project! {
     /// its place in flight; a shed request is a ready 503. Only a request
     /// that has to wait is boxed (it keeps the request and a clone of the
     /// inner service until its turn). Dropping the future gives back the
-    /// place in the queue or in flight.
+    /// place in the queue or in flight. Like tower's futures, it panics when
+    /// polled again after it finished.
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -91,8 +92,7 @@ where
             StateProj::Running { future, ticket } => {
                 let result = ready!(future.poll(cx));
                 let Some(mut ticket) = ticket.take() else {
-                    // Polled again after completion.
-                    return Poll::Pending;
+                    panic!("tollgate::shed::ResponseFuture polled after completion");
                 };
                 Poll::Ready(match result {
                     Ok(response) => Ok(admitted(response, ticket)),
@@ -104,7 +104,7 @@ where
             }
             StateProj::Shed { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok((*response).map(ResponseBody::answer))),
-                None => Poll::Pending,
+                None => panic!("tollgate::shed::ResponseFuture polled after completion"),
             },
             StateProj::Queued { future } => future.as_mut().poll(cx),
         }

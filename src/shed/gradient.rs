@@ -50,15 +50,14 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use super::adaptive::check_bounds;
 use super::adaptive::{Latencies, Outcome};
 use crate::clock::nanos_saturating;
 use crate::clock::Nanos;
+use crate::jitter::Jitter;
 
 /// The most success latencies one window keeps: past it, a uniform sample
 /// of the window's successes (reservoir sampling), so memory stays fixed
@@ -421,8 +420,8 @@ pub(crate) struct GradientState {
     window_latency: Option<Nanos>,
     /// Windows in a row that ended with the limit at the floor.
     floor_windows: u32,
-    /// xorshift64* state, for the reservoir and the jitter.
-    rng: u64,
+    /// Pseudo-random draws for the reservoir and the jitter.
+    rng: Jitter,
 }
 
 impl GradientState {
@@ -443,7 +442,7 @@ impl GradientState {
             window_latency: None,
             floor_windows: 0,
             // Different in every process, so that a fleet's probes drift apart.
-            rng: RandomState::new().build_hasher().finish() | 1,
+            rng: Jitter::per_process(),
         };
         state.begin_probe(now);
         state
@@ -513,7 +512,7 @@ impl GradientState {
                 } else {
                     // Keep each of the window's successes with the same
                     // chance (reservoir sampling).
-                    let slot = self.draw() % self.successes;
+                    let slot = self.rng.up_to(self.successes.saturating_sub(1));
                     if let Some(kept) = usize::try_from(slot)
                         .ok()
                         .and_then(|slot| self.samples.get_mut(slot))
@@ -564,14 +563,9 @@ impl GradientState {
         };
     }
 
-    /// The next pseudo-random number (xorshift64*).
+    /// The next pseudo-random number.
     fn draw(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.next_u64()
     }
 }
 

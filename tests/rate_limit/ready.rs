@@ -7,10 +7,12 @@ use std::task::{Context, Poll, Wake, Waker};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
+use std::future::Future;
 use tollgate::clock::ManualClock;
+
 use tower::{Layer, Service, ServiceExt};
 
-use crate::support::{from, layer, send, single, Calls, PEER};
+use crate::support::{from, layer, send, single, Calls, Ok200, PEER};
 
 /// Not ready on the first `not_ready` polls (waking the task), then as the
 /// inner service; fails readiness when `fail` is set.
@@ -105,4 +107,21 @@ async fn readiness_does_not_charge_and_errors_pass_through() {
         .await
         .expect_err("the inner error");
     assert_eq!(error, Overloaded);
+}
+
+#[tokio::test]
+#[should_panic(expected = "polled after completion")]
+async fn a_refusal_polled_again_panics_as_towers_futures_do() {
+    let clock = ManualClock::new();
+    let mut svc = layer(single("api", "1/minute"), &clock).layer(Ok200::default());
+    assert_eq!(send(&mut svc, from(PEER)).await.status, StatusCode::OK);
+    let mut refused = ServiceExt::<Request<()>>::ready(&mut svc)
+        .await
+        .expect("ready")
+        .call(from(PEER));
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = std::pin::Pin::new(&mut refused).poll(&mut cx);
+    assert!(matches!(first, Poll::Ready(Ok(ref r)) if r.status() == StatusCode::TOO_MANY_REQUESTS));
+    // Never left pending forever: a second poll is a caller's bug, told.
+    let _ = std::pin::Pin::new(&mut refused).poll(&mut cx);
 }

@@ -64,3 +64,17 @@ fn retry_after_is_configurable_and_rounded_up() {
     assert_eq!(timeout.json()["reason"], "queue_timeout");
     assert_eq!(timeout.json()["priority"], "high");
 }
+
+#[test]
+#[should_panic(expected = "polled after completion")]
+fn a_shed_answer_polled_again_panics_as_towers_futures_do() {
+    let clock = ManualClock::new();
+    let layer = builder(1, &clock).max_queue(0).build().expect("layer");
+    let (mut svc, _inner) = gated(&layer);
+    let mut a = call(&mut svc, req(Priority::Normal));
+    pending(&mut a);
+    let mut shed = call(&mut svc, req(Priority::Low));
+    let _ = ready(&mut shed);
+    // Never left pending forever: a second poll is a caller's bug, told.
+    let _ = ready(&mut shed);
+}

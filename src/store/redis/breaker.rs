@@ -28,13 +28,13 @@
 
 use std::error::Error;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::LocalClock;
 use crate::clock::{Clock, Nanos};
+use crate::jitter::Jitter;
 
 /// The default window over which the circuit breaker counts calls: 1 s.
 pub const DEFAULT_BREAKER_WINDOW: Duration = Duration::from_secs(1);
@@ -278,8 +278,8 @@ struct Machine {
     probe_at: Nanos,
     /// While half-open: a probe is under way.
     probing: bool,
-    /// xorshift state for the jitter; never 0.
-    seed: u64,
+    /// Draws for the jitter.
+    seed: Jitter,
 }
 
 /// A transition to log once, outside the lock.
@@ -300,10 +300,7 @@ impl<C: Clock> Breaker<C> {
     /// `settings` valid (the builder checks).
     pub(super) fn with_clock(settings: &BreakerSettings, clock: C) -> Self {
         let initial = crate::clock::nanos_saturating(settings.initial_backoff).max(1);
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish()
-            | 1;
+        let seed = Jitter::per_process();
         Self {
             half: (crate::clock::nanos_saturating(settings.window) / 2).max(1),
             min_calls: u64::from(settings.min_calls.max(1)),
@@ -505,13 +502,8 @@ impl<C: Clock> Breaker<C> {
 impl Machine {
     /// Opens for the current backoff plus up to an eighth of it.
     fn open(&mut self, now: Nanos) {
-        // xorshift64: cheap, and only needs to differ between instances.
-        let mut x = self.seed;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed = x;
-        let jitter = x % (self.backoff / 8 + 1);
+        // Only needs to differ between instances.
+        let jitter = self.seed.up_to(self.backoff / 8);
         self.state = BreakerState::Open;
         self.probing = false;
         self.probe_at = now.saturating_add(self.backoff).saturating_add(jitter);
