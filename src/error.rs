@@ -76,9 +76,30 @@ pub enum ConfigError {
         /// The maximum.
         max: usize,
     },
-    /// A plan file that could not be read or parsed.
+    /// A plan file that is not TOML of the plans' form (a syntax error, a
+    /// misspelt or missing field).
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     #[error("plan file: {0}")]
-    File(String),
+    Toml(#[from] toml::de::Error),
+    /// An algorithm name that names no algorithm.
+    #[error("{}{source}", tier.as_ref().map(|t| format!("tier {t:?}: ")).unwrap_or_default())]
+    Algorithm {
+        /// The tier it was given for (`None`: the file's default).
+        tier: Option<String>,
+        /// The name and the names expected.
+        #[source]
+        source: crate::algorithm::UnknownAlgorithm,
+    },
+    /// A mode name that names no mode.
+    #[error("{}{source}", tier.as_ref().map(|t| format!("tier {t:?}: ")).unwrap_or_default())]
+    Mode {
+        /// The tier it was given for (`None`: the file's default).
+        tier: Option<String>,
+        /// The name and the names expected.
+        #[source]
+        source: crate::plan::mode::UnknownMode,
+    },
     /// A store setting that cannot work: an unreadable connection URL, a key
     /// prefix with hash-tag braces, a zero timeout.
     #[error("store: {reason}")]

@@ -77,14 +77,18 @@ pub struct TierConfig {
     pub mode: Option<String>,
 }
 
-fn algorithm(name: &str) -> Result<AlgorithmKind, ConfigError> {
-    name.parse()
-        .map_err(|e: crate::algorithm::UnknownAlgorithm| ConfigError::File(e.to_string()))
+fn algorithm(tier: Option<&str>, name: &str) -> Result<AlgorithmKind, ConfigError> {
+    name.parse().map_err(|source| ConfigError::Algorithm {
+        tier: tier.map(str::to_owned),
+        source,
+    })
 }
 
-fn mode(name: &str) -> Result<Mode, ConfigError> {
-    name.parse()
-        .map_err(|e: crate::plan::mode::UnknownMode| ConfigError::File(e.to_string()))
+fn mode(tier: Option<&str>, name: &str) -> Result<Mode, ConfigError> {
+    name.parse().map_err(|source| ConfigError::Mode {
+        tier: tier.map(str::to_owned),
+        source,
+    })
 }
 
 impl PlansConfig {
@@ -92,11 +96,13 @@ impl PlansConfig {
     pub fn build(&self) -> Result<Plans, ConfigError> {
         let mut builder = Plans::builder();
         if let Some(name) = &self.algorithm {
-            builder = builder.algorithm(algorithm(name)?);
+            builder = builder.algorithm(algorithm(None, name)?);
         }
         for tier in &self.tiers {
             builder = match &tier.algorithm {
-                Some(name) => builder.tier_with(&tier.name, &tier.limits, algorithm(name)?),
+                Some(name) => {
+                    builder.tier_with(&tier.name, &tier.limits, algorithm(Some(&tier.name), name)?)
+                }
                 None => builder.tier(&tier.name, &tier.limits),
             };
         }
@@ -104,11 +110,11 @@ impl PlansConfig {
             builder = builder.default_tier(default);
         }
         if let Some(name) = &self.mode {
-            builder = builder.default_mode(mode(name)?);
+            builder = builder.default_mode(mode(None, name)?);
         }
         for tier in &self.tiers {
             if let Some(name) = &tier.mode {
-                builder = builder.mode(&tier.name, mode(name)?);
+                builder = builder.mode(&tier.name, mode(Some(&tier.name), name)?);
             }
         }
         builder.build()
@@ -173,21 +179,30 @@ mod tests {
         assert_eq!(plans.tier("a").mode(), Mode::Shadow);
         assert_eq!(plans.tier("b").mode(), Mode::Off);
         let bad = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/s\"\nmode = \"loud\"\n");
-        assert!(matches!(bad, Err(ConfigError::File(m)) if m.contains("loud")));
+        let Err(ConfigError::Mode { tier, source }) = bad else {
+            panic!("{bad:?}")
+        };
+        assert_eq!((tier.as_deref(), source.0.as_str()), (Some("a"), "loud"));
     }
 
     #[test]
     fn refuses_unknown_fields_bad_algorithms_and_bad_quotas() {
         let typo = Plans::from_toml("[[tier]]\nname = \"a\"\nlimit = \"1/s\"\n");
-        assert!(matches!(typo, Err(ConfigError::File(m)) if m.contains("limit")));
+        assert!(matches!(&typo, Err(ConfigError::Toml(e)) if e.to_string().contains("limit")));
+        // The TOML error is the source, for callers that want its span.
+        let err = typo.expect_err("typo");
+        assert!(std::error::Error::source(&err).is_some());
         let algo =
             Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/s\"\nalgorithm = \"leaky\"\n");
-        assert!(matches!(algo, Err(ConfigError::File(m)) if m.contains("leaky")));
+        assert!(matches!(
+            &algo,
+            Err(ConfigError::Algorithm { tier: Some(t), source }) if t == "a" && source.0 == "leaky"
+        ));
         let quota = Plans::from_toml("[[tier]]\nname = \"a\"\nlimits = \"1/fortnight\"\n");
         assert!(matches!(quota, Err(ConfigError::Quota { .. })));
         assert!(matches!(
             Plans::from_toml("not toml ["),
-            Err(ConfigError::File(_))
+            Err(ConfigError::Toml(_))
         ));
     }
 }

@@ -111,8 +111,7 @@ impl Plans {
     #[cfg(feature = "serde")]
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub fn from_toml(text: &str) -> Result<Plans, ConfigError> {
-        let config: crate::plan::config::PlansConfig =
-            toml::from_str(text).map_err(|e| ConfigError::File(e.to_string()))?;
+        let config: crate::plan::config::PlansConfig = toml::from_str(text)?;
         config.build()
     }
 }
