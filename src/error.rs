@@ -102,11 +102,48 @@ pub enum ConfigError {
     },
     /// A store setting that cannot work: an unreadable connection URL, a key
     /// prefix with hash-tag braces, a zero timeout.
-    #[error("store: {reason}")]
-    Store {
-        /// What is wrong (never the URL itself, which may carry a password).
-        reason: String,
+    #[error("store: {0}")]
+    Store(#[from] StoreConfigError),
+}
+
+/// Which store setting cannot work ([`ConfigError::Store`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreConfigError {
+    /// The connection URL cannot be read. Only which part and the client
+    /// library's error kind are kept, never the URL itself, which may carry
+    /// a password.
+    #[error("{what} ({kind})")]
+    Url {
+        /// What was being read: `invalid URL`, `invalid cluster URL`.
+        what: &'static str,
+        /// The client library's error kind, as it names it.
+        kind: String,
     },
+    /// A cluster URL that lists no node.
+    #[error("a cluster URL names no node")]
+    NoClusterNode,
+    /// A key prefix empty or longer than 128 bytes.
+    #[error("the key prefix must be 1 to 128 bytes")]
+    PrefixLength,
+    /// A key prefix holding `{` or `}`, which would change the hash tag.
+    #[error("the key prefix must not contain '{{' or '}}'")]
+    PrefixBraces,
+    /// A zero timeout.
+    #[error("the timeout must be above zero")]
+    ZeroTimeout,
+    /// A concurrency slot TTL under 1 ms.
+    #[error("the concurrency slot TTL must be at least 1 ms")]
+    SlotTtl,
+    /// Circuit-breaker settings that do not hold together.
+    #[error("{0}")]
+    Breaker(&'static str),
+    /// A local fallback for 0 instances.
+    #[error("the local fallback needs at least 1 instance")]
+    NoFallbackInstances,
+    /// Token-lease settings that do not hold together.
+    #[error("{0}")]
+    Lease(&'static str),
 }
 
 /// Why a store could not answer a check.

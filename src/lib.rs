@@ -69,7 +69,7 @@ pub mod shed;
 pub mod store;
 
 pub use decision::Decision;
-pub use error::{ConfigError, StoreError};
+pub use error::{ConfigError, StoreConfigError, StoreError};
 pub use limit::Limit;
 /// The TOML form of plans, now at [`plan::config`] (this path is kept).
 #[cfg(feature = "serde")]

@@ -88,7 +88,7 @@ fn unusable_leases_are_refused_at_build() {
             .no_fallback()
             .leased(lease)
             .build();
-        assert!(matches!(built, Err(ConfigError::Store { .. })), "{lease:?}");
+        assert!(matches!(built, Err(ConfigError::Store(_))), "{lease:?}");
     }
     let store = RedisStore::builder("redis://127.0.0.1:1/")
         .no_fallback()

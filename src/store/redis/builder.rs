@@ -17,7 +17,7 @@ use super::{
     DEFAULT_PREFIX, DEFAULT_TIMEOUT,
 };
 use crate::clock::{Clock, MonotonicClock};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, StoreConfigError};
 
 /// Builds a [`RedisStore`].
 #[derive(Clone)]
@@ -186,32 +186,28 @@ impl RedisStoreBuilder {
     /// breaker settings [`BreakerSettings`] refuses, or a local fallback for
     /// 0 instances.
     pub fn build(self) -> Result<RedisStore, ConfigError> {
-        let refuse = |reason: &str| {
-            Err(ConfigError::Store {
-                reason: reason.to_owned(),
-            })
-        };
+        let refuse = |setting: StoreConfigError| Err(ConfigError::Store(setting));
         if self.prefix.is_empty() || self.prefix.len() > 128 {
-            return refuse("the key prefix must be 1 to 128 bytes");
+            return refuse(StoreConfigError::PrefixLength);
         }
         if self.prefix.contains(['{', '}']) {
-            return refuse("the key prefix must not contain '{' or '}'");
+            return refuse(StoreConfigError::PrefixBraces);
         }
         if self.timeout.is_zero() {
-            return refuse("the timeout must be above zero");
+            return refuse(StoreConfigError::ZeroTimeout);
         }
         let slot_ttl_ms = u64::try_from(self.slot_ttl.as_millis()).unwrap_or(u64::MAX);
         if slot_ttl_ms == 0 {
-            return refuse("the concurrency slot TTL must be at least 1 ms");
+            return refuse(StoreConfigError::SlotTtl);
         }
         if let Some(reason) = self.breaker.as_ref().and_then(BreakerSettings::invalid) {
-            return refuse(reason);
+            return refuse(StoreConfigError::Breaker(reason));
         }
         if self.fallback == Some(0) {
-            return refuse("the local fallback needs at least 1 instance");
+            return refuse(StoreConfigError::NoFallbackInstances);
         }
         if let Some(reason) = self.token_lease.as_ref().and_then(TokenLease::invalid) {
-            return refuse(reason);
+            return refuse(StoreConfigError::Lease(reason));
         }
         // Microseconds of a slot's expiry must stay exact in the script.
         let slot_ttl_ms = slot_ttl_ms.min(1 << 40);
@@ -252,5 +248,48 @@ impl RedisStoreBuilder {
                 metrics: crate::metrics::RedisMetrics::new(),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(builder: RedisStoreBuilder) -> StoreConfigError {
+        match builder.build() {
+            Err(ConfigError::Store(setting)) => setting,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_refused_setting_is_named_by_its_own_variant() {
+        let url = "redis://:secret@127.0.0.1:6379/";
+        let b = || RedisStore::builder(url);
+        assert_eq!(refused(b().prefix("a{b}")), StoreConfigError::PrefixBraces);
+        assert_eq!(refused(b().prefix("")), StoreConfigError::PrefixLength);
+        assert_eq!(
+            refused(b().timeout(Duration::ZERO)),
+            StoreConfigError::ZeroTimeout
+        );
+        assert_eq!(
+            refused(RedisStore::builder("redis+cluster://")),
+            StoreConfigError::NoClusterNode
+        );
+        // An unreadable URL names the part and the error's kind, never the
+        // URL, which may carry a password.
+        let bad = RedisStore::builder("redis://:secret@[::1").build();
+        let text = format!(
+            "{:?} {}",
+            bad.as_ref().err(),
+            bad.as_ref()
+                .err()
+                .map_or(String::new(), ToString::to_string)
+        );
+        assert!(
+            matches!(bad, Err(ConfigError::Store(StoreConfigError::Url { .. }))),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
     }
 }

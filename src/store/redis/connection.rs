@@ -8,7 +8,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, FromRedisValue, RedisError, Script};
 use tokio::sync::OnceCell;
 
-use crate::error::{ConfigError, StoreError};
+use crate::error::{ConfigError, StoreConfigError, StoreError};
 
 /// A single node (or a primary behind a proxy) or a Redis Cluster.
 pub(super) enum Backend {
@@ -30,10 +30,11 @@ const CLUSTER_SCHEMES: [(&str, &str); 2] = [
 
 /// A refused setting; names the error's kind only, never the URL (which
 /// may carry a password).
-fn refused(what: &str, error: &RedisError) -> ConfigError {
-    ConfigError::Store {
-        reason: format!("{what} ({:?})", error.kind()),
-    }
+fn refused(what: &'static str, error: &RedisError) -> ConfigError {
+    ConfigError::Store(StoreConfigError::Url {
+        what,
+        kind: format!("{:?}", error.kind()),
+    })
 }
 
 impl Backend {
@@ -56,9 +57,7 @@ impl Backend {
                 .map(|h| format!("{plain}{credentials}{h}"))
                 .collect();
             if nodes.is_empty() {
-                return Err(ConfigError::Store {
-                    reason: "a cluster URL names no node".into(),
-                });
+                return Err(ConfigError::Store(StoreConfigError::NoClusterNode));
             }
             let client = ClusterClient::builder(nodes)
                 .connection_timeout(timeout.max(Duration::from_secs(1)))
