@@ -5,7 +5,11 @@ use crate::clock::Nanos;
 pub const RETRY_NEVER: Nanos = u64::MAX;
 
 /// What one limit answers for one request.
+///
+/// Read its fields; stores build it (it is `#[non_exhaustive]`, so new
+/// figures can be added without breaking a caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Outcome {
     /// Whether the request fits.
     pub allowed: bool,
