@@ -23,16 +23,15 @@ impl Divisor {
     /// `x / d`, exactly.
     #[inline]
     pub(crate) fn div(&self, x: u64) -> u64 {
-        // q is floor(x/d) or one less: x·m/2^64 = (x/d)(1 - (1 + r)/2^64)
-        // with r < d, and the error term is below x/2^64 < 1.
-        let q = ((u128::from(x) * u128::from(self.m)) >> 64) as u64;
-        let r = x - q * self.d;
-        q + u64::from(r >= self.d)
+        self.div_rem(x).0
     }
 
-    /// `(x / d, x % d)`, exactly, for the price of [`div`](Self::div).
+    /// `(x / d, x % d)`, exactly, for the price of one division by
+    /// multiplication.
     #[inline]
     pub(crate) fn div_rem(&self, x: u64) -> (u64, u64) {
+        // q is floor(x/d) or one less: x·m/2^64 = (x/d)(1 - (1 + r)/2^64)
+        // with r < d, and the error term is below x/2^64 < 1.
         let q = ((u128::from(x) * u128::from(self.m)) >> 64) as u64;
         let r = x - q * self.d;
         let over = u64::from(r >= self.d);

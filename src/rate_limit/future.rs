@@ -111,11 +111,19 @@ where
                 Some(response) => Poll::Ready(Ok(response.map(ResponseBody::answer))),
                 // As tower's futures do: a caller that polls a finished
                 // future is told, rather than left waiting forever.
-                None => panic!("tollgate::future::ResponseFuture polled after completion"),
+                None => polled_after_completion(),
             },
             StateProj::Waiting { future } => future.as_mut().poll(cx),
         }
     }
+}
+
+/// The panic of a future polled again after it finished, out of line so
+/// the poll that answers stays small.
+#[cold]
+#[inline(never)]
+pub(crate) fn polled_after_completion() -> ! {
+    panic!("tollgate ResponseFuture polled after completion")
 }
 
 impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {

@@ -1,6 +1,7 @@
 //! [`ResponseFuture`]: the inner service's future, a wait in the queue, or
 //! the layer's own 503.
 
+use crate::rate_limit::future::polled_after_completion;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -92,7 +93,7 @@ where
             StateProj::Running { future, ticket } => {
                 let result = ready!(future.poll(cx));
                 let Some(mut ticket) = ticket.take() else {
-                    panic!("tollgate::shed::ResponseFuture polled after completion");
+                    polled_after_completion();
                 };
                 Poll::Ready(match result {
                     Ok(response) => Ok(admitted(response, ticket)),
@@ -104,7 +105,7 @@ where
             }
             StateProj::Shed { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok((*response).map(ResponseBody::answer))),
-                None => panic!("tollgate::shed::ResponseFuture polled after completion"),
+                None => polled_after_completion(),
             },
             StateProj::Queued { future } => future.as_mut().poll(cx),
         }

@@ -217,15 +217,20 @@ async fn store_failure_passes_with_fail_open() {
     assert_eq!(calls.get(), 3);
 }
 
-#[tokio::test]
-async fn a_full_memory_store_fails_closed_then_open() {
+/// A layer over a memory store of one key, 3/minute, on a manual clock.
+fn one_key_store() -> (ManualClock, Calls, RateLimitLayer<MemoryStore<ManualClock>>) {
     let clock = ManualClock::new();
     let full = MemoryStore::builder()
         .clock(clock.clone())
         .max_keys(1)
         .build();
-    let calls = Calls::default();
     let layer = RateLimitLayer::with_store(single("api", "3/minute"), full);
+    (clock, Calls::default(), layer)
+}
+
+#[tokio::test]
+async fn a_full_memory_store_fails_closed_then_open() {
+    let (clock, calls, layer) = one_key_store();
     let mut svc = layer.clone().layer(Ok200::new(&calls));
     // A client that came back (two requests) is more than lightly used:
     // the store does not forget it to make room.
@@ -254,13 +259,7 @@ async fn a_full_memory_store_fails_closed_then_open() {
 
 #[tokio::test]
 async fn a_full_memory_store_forgets_a_client_seen_once_for_a_new_one() {
-    let clock = ManualClock::new();
-    let full = MemoryStore::builder()
-        .clock(clock.clone())
-        .max_keys(1)
-        .build();
-    let calls = Calls::default();
-    let layer = RateLimitLayer::with_store(single("api", "3/minute"), full);
+    let (_clock, calls, layer) = one_key_store();
     let mut svc = layer.clone().layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut svc, PEER, 1).await, [200]);
     // The known client used one unit of three: it is forgotten for room, and

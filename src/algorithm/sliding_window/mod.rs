@@ -37,6 +37,15 @@ pub struct SlidingWindow {
     first_fade: u64,
 }
 
+/// The counts as a check at one instant reads them.
+#[derive(Clone, Copy)]
+struct Position {
+    counts: Counts,
+    elapsed: u64,
+    weight: u64,
+    used: u64,
+}
+
 /// An admission's new counts and figures.
 #[derive(Clone, Copy)]
 struct Admitted {
@@ -176,16 +185,35 @@ impl SlidingWindow {
         }
     }
 
-    /// The counts after admitting `cost` at `now`, with the answer's
-    /// figures; `None` when it does not fit. Compare-and-swap loops run
-    /// this and build the outcome once, after the swap.
+    /// Where `now` falls for the stored counts: the counts rolled to its
+    /// window, the time into that window and left of it, and the units the
+    /// estimate counts.
     #[inline]
-    fn admit(&self, stored: Counts, now: Nanos, cost: u64) -> Option<Admitted> {
+    fn position(&self, stored: Counts, now: Nanos) -> Position {
         let counts = Self::rolled(stored, now / self.period);
         let window_start = counts.index * self.period;
         let elapsed = now.saturating_sub(window_start).min(self.period - 1);
         let weight = self.period - elapsed;
         let used = self.weighted(counts.previous, weight) + counts.current;
+        Position {
+            counts,
+            elapsed,
+            weight,
+            used,
+        }
+    }
+
+    /// The counts after admitting `cost` at `now`, with the answer's
+    /// figures; `None` when it does not fit. Compare-and-swap loops run
+    /// this and build the outcome once, after the swap.
+    #[inline]
+    fn admit(&self, stored: Counts, now: Nanos, cost: u64) -> Option<Admitted> {
+        let Position {
+            counts,
+            elapsed,
+            weight,
+            used,
+        } = self.position(stored, now);
         if cost > self.limit || used + cost > self.limit {
             return None;
         }
@@ -216,11 +244,12 @@ impl SlidingWindow {
     /// The answer to a request that does not fit the stored counts.
     #[cold]
     fn refuse(&self, stored: Counts, now: Nanos, cost: u64) -> Outcome {
-        let counts = Self::rolled(stored, now / self.period);
-        let window_start = counts.index * self.period;
-        let elapsed = now.saturating_sub(window_start).min(self.period - 1);
-        let weight = self.period - elapsed;
-        let used = self.weighted(counts.previous, weight) + counts.current;
+        let Position {
+            counts,
+            elapsed,
+            weight,
+            used,
+        } = self.position(stored, now);
         let remaining = self.limit.saturating_sub(used);
         let window = self.window(counts, elapsed, weight, remaining);
         let retry = if cost > self.limit {
