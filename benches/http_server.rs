@@ -100,11 +100,16 @@ fn router(mode: &str) -> Router {
     let api = match mode {
         "none" => api,
         "tollgate-allow" => api.layer(
-            RateLimitLayer::new(Plans::single("bench", "1000000000/second").unwrap())
-                .key(PeerIp::new()),
+            RateLimitLayer::builder(Plans::single("bench", "1000000000/second").unwrap())
+                .key(PeerIp::new())
+                .build()
+                .unwrap(),
         ),
         "tollgate-deny" => api.layer(
-            RateLimitLayer::new(Plans::single("bench", "1/hour").unwrap()).key(PeerIp::new()),
+            RateLimitLayer::builder(Plans::single("bench", "1/hour").unwrap())
+                .key(PeerIp::new())
+                .build()
+                .unwrap(),
         ),
         "tower_governor-allow" => api.layer(GovernorLayer::new(
             GovernorConfigBuilder::default()

@@ -139,7 +139,7 @@ pub fn rate_limit(options: &Options) -> Result<RateLimitLayer, ConfigError> {
     let key = HeaderKey::new("x-api-key")
         .tiered(api_key_tier)
         .or(PeerIp::new());
-    Ok(RateLimitLayer::new(plans).key(key).grpc())
+    RateLimitLayer::builder(plans).key(key).grpc().build()
 }
 
 /// The load shedder; answers as gRPC.

@@ -92,10 +92,16 @@ pub fn layers(settings: &Settings) -> Result<Layers, Box<dyn std::error::Error>>
         .build()?;
     // No trusted proxy: the client IP is the connection's peer address.
     let key = ApiKeyOrIp::new(resolve_tier);
-    let rate_limit = RateLimitLayer::new(tiers)
+    let rate_limit = RateLimitLayer::builder(tiers)
+        .name("tiers")
         .key(key)
-        .also(Plans::single("per-ip", settings.per_ip)?, PeerIp::new())
-        .headers_on_allowed(true);
+        .also(
+            "per-ip",
+            Plans::single("per-ip", settings.per_ip)?,
+            PeerIp::new(),
+        )
+        .headers_on_allowed(true)
+        .build()?;
     let shed = LoadShedLayer::builder(settings.max_in_flight)
         .max_queue(settings.max_queue)
         .max_queue_wait(settings.max_queue_wait)

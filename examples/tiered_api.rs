@@ -92,6 +92,12 @@ pub struct Config {
     pub plans: PlansConfig,
 }
 
+/// The name of the rule of the tiers, for a [`Reloader`].
+pub const TIERS: &str = "tiers";
+
+/// The name of the rule of the per-IP ceiling, for a [`Reloader`].
+pub const PER_IP: &str = "per-ip";
+
 /// How long one image generation takes by default.
 pub const GENERATE_WORK: Duration = Duration::from_millis(200);
 
@@ -233,7 +239,7 @@ pub fn app_with_store<St: Store>(limits: Limits, trusted: TrustedProxies, store:
 }
 
 /// The API's router, and the handle that replaces its tiers and per-IP
-/// ceiling while it runs (rule 0: the tiers, rule 1: the per-IP ceiling).
+/// ceiling while it runs (the rules [`TIERS`] and [`PER_IP`]).
 ///
 /// # Panics
 ///
@@ -248,13 +254,20 @@ pub fn app_reloadable<St: Store>(
     let key = ApiKeyOrIp::new(resolve_tier)
         .client_ip(client_ip.clone())
         .anonymous_tier("anonymous");
-    let (layer, reloader) = RateLimitLayer::with_store(limits.tiers, store.clone())
+    let (layer, reloader) = RateLimitLayer::builder(limits.tiers)
+        .store(store.clone())
+        .name(TIERS)
         .key(key.clone())
-        .also(limits.per_ip, client_ip)
+        .also(PER_IP, limits.per_ip, client_ip)
         .headers_on_allowed(true)
-        .reloadable();
+        .build_reloadable()
+        .expect("two rules of distinct valid names");
     let generate = limits.generate;
-    let per_key = RateLimitLayer::with_store(generate.per_key, store).key(key.clone());
+    let per_key = RateLimitLayer::builder(generate.per_key)
+        .store(store)
+        .key(key.clone())
+        .build()
+        .expect("one rule");
     let shed = LoadShedLayer::builder(generate.max_in_flight)
         .max_queue(generate.max_queue)
         .max_queue_wait(generate.max_queue_wait)
@@ -325,7 +338,7 @@ pub fn reload<St: Store>(
     text: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let limits = Limits::from_toml(text)?;
-    reloader.replace_all([limits.tiers, limits.per_ip])?;
+    reloader.replace_all([(TIERS, limits.tiers), (PER_IP, limits.per_ip)])?;
     Ok(())
 }
 
@@ -352,7 +365,8 @@ pub async fn watch_config<St: Store>(path: PathBuf, reloader: Reloader<St>, ever
         }
         match reload(&reloader, &text) {
             Ok(()) => {
-                tracing::info!(path = %path.display(), "config reloaded:\n{}", reloader.plans()[0])
+                let tiers = reloader.plans(TIERS).map(|p| p.to_string());
+                tracing::info!(path = %path.display(), "config reloaded:\n{}", tiers.unwrap_or_default())
             }
             Err(error) => tracing::error!(
                 path = %path.display(),

@@ -23,7 +23,8 @@ pub enum ConfigError {
         /// The name given.
         name: String,
     },
-    /// Two tiers, or two limits of one request, with the same name.
+    /// Two tiers, two limits of one request, or two rules of one layer,
+    /// with the same name.
     #[error("duplicate name {name:?}")]
     Duplicate {
         /// The name given twice.
@@ -71,6 +72,15 @@ pub enum ConfigError {
     /// More limits on one request than a check may carry.
     #[error("{count} limits apply to one request; at most {max} may")]
     TooManyLimits {
+        /// How many were configured.
+        count: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// More rules on one layer than it may hold
+    /// ([`MAX_RULES`](crate::MAX_RULES)).
+    #[error("{count} rules on one layer; at most {max} may")]
+    TooManyRules {
         /// How many were configured.
         count: usize,
         /// The maximum.

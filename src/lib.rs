@@ -16,7 +16,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let plans = Plans::builder().tier("free", "2/minute").build()?;
-//! let layer = RateLimitLayer::new(plans).key(HeaderKey::new("x-api-key"));
+//! let layer = RateLimitLayer::builder(plans)
+//!     .key(HeaderKey::new("x-api-key"))
+//!     .build()?;
 //! let mut service = layer.layer(tower::service_fn(|_req: Request<()>| async {
 //!     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
 //! }));
@@ -78,6 +80,7 @@ pub use plan::config;
 pub use plan::mode::{Mode, UnknownMode};
 pub use plan::Plans;
 pub use quota::Quota;
+pub use rate_limit::builder::{RateLimitLayerBuilder, MAIN_RULE, MAX_RULES};
 pub use rate_limit::evaluate::OnStoreError;
 pub use rate_limit::future;
 pub use rate_limit::layer::RateLimitLayer;

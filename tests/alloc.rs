@@ -150,14 +150,17 @@ fn an_allowed_request_through_the_layer_does_not_allocate() {
         .tier("basic", "1000000/second; 1000000000/day")
         .build()
         .expect("plans");
-    let layer = RateLimitLayer::new(plans)
+    let layer = RateLimitLayer::builder(plans)
         .key(ApiKeyOrIp::new(|k: &str| {
             (k == "basic-key").then_some("basic")
         }))
         .also(
+            "per-ip",
             Plans::single("per-ip", "1000000/second").expect("plans"),
             ClientIp::new(),
-        );
+        )
+        .build()
+        .expect("layer");
     let mut service = layer.layer(tower::service_fn(|_req: Request<()>| async {
         Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
     }));
@@ -195,8 +198,10 @@ fn an_allowed_request_through_the_layer_does_not_allocate() {
 /// holds the answer itself, unboxed.
 #[test]
 fn a_refusal_allocates_four_times() {
-    let layer =
-        RateLimitLayer::new(Plans::single("tight", "1/hour").expect("plans")).key(ClientIp::new());
+    let layer = RateLimitLayer::builder(Plans::single("tight", "1/hour").expect("plans"))
+        .key(ClientIp::new())
+        .build()
+        .expect("layer");
     let mut service = layer.layer(tower::service_fn(|_req: Request<()>| async {
         Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
     }));

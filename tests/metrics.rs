@@ -129,12 +129,15 @@ fn allowed_and_rejected_are_counted_by_limit_and_tier() {
             .build()
             .expect("plans");
         let resolve = |key: &str| (key == "basic-key").then_some("basic");
-        let layer = RateLimitLayer::new(plans)
+        let layer = RateLimitLayer::builder(plans)
             .key(ApiKeyOrIp::new(resolve))
             .also(
+                "per-ip",
                 Plans::single("per-ip", "4/minute").expect("plans"),
                 PeerIp::new(),
-            );
+            )
+            .build()
+            .expect("layer");
         let mut service = layer.layer(tower::service_fn(ok));
         let a = Some("192.0.2.1");
         let b = Some("192.0.2.2");
@@ -209,8 +212,10 @@ fn allowed_and_rejected_are_counted_by_limit_and_tier() {
 #[test]
 fn shadow_mode_counts_what_it_would_refuse() {
     let (metrics, codes) = with_recorder(|_| async {
-        let layer =
-            RateLimitLayer::new(Plans::single("per-ip", "1/minute").expect("plans")).shadow(true);
+        let layer = RateLimitLayer::builder(Plans::single("per-ip", "1/minute").expect("plans"))
+            .shadow(true)
+            .build()
+            .expect("layer");
         let mut service = layer.layer(tower::service_fn(ok));
         let a = Some("192.0.2.1");
         statuses(
@@ -235,12 +240,16 @@ fn store_errors_are_counted_by_kind_and_the_keys_gauge_follows_the_store() {
             .clock(clock.clone())
             .max_keys(2)
             .build();
-        let layer = RateLimitLayer::with_store(
-            Plans::single("per-key", "1/minute").expect("plans"),
-            store.clone(),
-        )
-        .key(HeaderKey::new("x-api-key"));
-        let open = layer.clone().on_store_error(OnStoreError::FailOpen);
+        let layer = || {
+            RateLimitLayer::builder(Plans::single("per-key", "1/minute").expect("plans"))
+                .store(store.clone())
+                .key(HeaderKey::new("x-api-key"))
+        };
+        let open = layer()
+            .on_store_error(OnStoreError::FailOpen)
+            .build()
+            .expect("layer");
+        let layer = layer().build().expect("layer");
         let mut closed = layer.layer(tower::service_fn(ok));
         let mut open = open.layer(tower::service_fn(ok));
         let mut codes = statuses(
@@ -459,10 +468,11 @@ mod redis {
                 )
                 .build()
                 .expect("store");
-            let layer = RateLimitLayer::with_store(
-                Plans::single("per-ip", "10/minute").expect("plans"),
-                store,
-            );
+            let layer =
+                RateLimitLayer::builder(Plans::single("per-ip", "10/minute").expect("plans"))
+                    .store(store)
+                    .build()
+                    .expect("layer");
             let mut service = layer.layer(tower::service_fn(ok));
             let a = Some("192.0.2.1");
             statuses(&mut service, (0..5).map(|_| request(a, None)).collect()).await

@@ -549,7 +549,11 @@ async fn edited_config_takes_effect_without_a_restart_and_bad_edits_are_ignored(
     // Premium changes, anonymous does not: its spent quota stays spent.
     file.write(&DEFAULT_CONFIG.replace("limits = \"20/minute\"", "limits = \"30/minute\""));
     eventually("the premium edit", || {
-        reloader.plans()[0].tier("premium").limits()[0]
+        reloader
+            .plans(tiered_api::TIERS)
+            .expect("tiers")
+            .tier("premium")
+            .limits()[0]
             .quota()
             .count()
             == 30
@@ -564,7 +568,11 @@ async fn edited_config_takes_effect_without_a_restart_and_bad_edits_are_ignored(
     file.write("[plans\nthis is not toml");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(
-        reloader.plans()[0].tier("premium").limits()[0]
+        reloader
+            .plans(tiered_api::TIERS)
+            .expect("tiers")
+            .tier("premium")
+            .limits()[0]
             .quota()
             .count(),
         30
@@ -577,14 +585,18 @@ async fn edited_config_takes_effect_without_a_restart_and_bad_edits_are_ignored(
     file.write(&unknown_algorithm);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(
-        reloader.plans()[0].tiers()[0].limits()[0].algorithm(),
+        reloader.plans(tiered_api::TIERS).expect("tiers").tiers()[0].limits()[0].algorithm(),
         tollgate::algorithm::AlgorithmKind::Gcra
     );
 
     // Anonymous gets a new quota: a new limit, counted afresh.
     file.write(&DEFAULT_CONFIG.replace("limits = \"3/minute\"", "limits = \"5/minute\""));
     eventually("the anonymous edit", || {
-        reloader.plans()[0].tier("anonymous").limits()[0]
+        reloader
+            .plans(tiered_api::TIERS)
+            .expect("tiers")
+            .tier("anonymous")
+            .limits()[0]
             .quota()
             .count()
             == 5
@@ -600,7 +612,12 @@ async fn edited_config_takes_effect_without_a_restart_and_bad_edits_are_ignored(
         "name = \"anonymous\"\nlimits = \"3/minute\"\nmode = \"off\"",
     ));
     eventually("the kill switch", || {
-        reloader.plans()[0].tier("anonymous").mode() == tollgate::Mode::Off
+        reloader
+            .plans(tiered_api::TIERS)
+            .expect("tiers")
+            .tier("anonymous")
+            .mode()
+            == tollgate::Mode::Off
     })
     .await;
     for _ in 0..8 {

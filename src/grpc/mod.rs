@@ -2,7 +2,7 @@
 //!
 //! The layers work in front of a tonic server as they are, but their
 //! default answers are HTTP ones (429, 503), which a gRPC client reads as a
-//! transport failure. [`RateLimitLayer::grpc`](crate::RateLimitLayer::grpc)
+//! transport failure. [`RateLimitLayerBuilder::grpc`](crate::RateLimitLayerBuilder::grpc)
 //! and [`LoadShedBuilder::grpc`](crate::shed::LoadShedBuilder::grpc) make
 //! them answer as gRPC does instead, each as a *trailers-only* response
 //! (HTTP 200, `content-type: application/grpc`, `grpc-status`,
@@ -44,9 +44,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let layer = RateLimitLayer::new(Plans::single("per-key", "1/minute")?)
+//! let layer = RateLimitLayer::builder(Plans::single("per-key", "1/minute")?)
 //!     .key(HeaderKey::new("x-api-key"))
-//!     .grpc();
+//!     .grpc()
+//!     .build()?;
 //! // A stand-in for a tonic server's routes.
 //! let mut service = layer.layer(tower::service_fn(|_req: Request<()>| async {
 //!     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
@@ -76,9 +77,10 @@
 //! use tollgate::{LoadShedLayer, Plans, RateLimitLayer};
 //!
 //! # async fn serve(routes: tonic::service::Routes) -> Result<(), Box<dyn std::error::Error>> {
-//! let limit = RateLimitLayer::new(Plans::single("per-client", "10/second burst 20")?)
+//! let limit = RateLimitLayer::builder(Plans::single("per-client", "10/second burst 20")?)
 //!     .key(HeaderKey::new("x-api-key").or(PeerIp::new()))
-//!     .grpc();
+//!     .grpc()
+//!     .build()?;
 //! let shed = LoadShedLayer::builder(64).max_queue(64).grpc().build()?;
 //! tonic::transport::Server::builder()
 //!     .layer(tower::ServiceBuilder::new().layer(limit).layer(shed))

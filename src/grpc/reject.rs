@@ -22,9 +22,9 @@ const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The gRPC answer to `rejection`: [`status`] written as a trailers-only
 /// response ([`trailers_only`]).
 ///
-/// This is what [`RateLimitLayer::grpc`](crate::RateLimitLayer::grpc)
+/// This is what [`RateLimitLayerBuilder::grpc`](crate::RateLimitLayerBuilder::grpc)
 /// answers with; pass it to
-/// [`RateLimitLayer::on_reject`](crate::RateLimitLayer::on_reject) yourself,
+/// [`RateLimitLayerBuilder::on_reject`](crate::RateLimitLayerBuilder::on_reject) yourself,
 /// or wrap it, to change it.
 pub fn respond(rejection: &Rejection<'_>) -> Response<Bytes> {
     trailers_only(status(rejection))

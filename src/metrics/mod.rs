@@ -44,8 +44,8 @@
 //!
 //! Every handle is registered once, when the layer (or store) is built:
 //! the rate-limit layer registers its counters per tier and per (limit,
-//! tier) in [`RateLimitLayer::new`](crate::RateLimitLayer::new) and
-//! [`also`](crate::RateLimitLayer::also) (and again for the new plans when
+//! tier) when a layer is built
+//! ([`build`](crate::RateLimitLayerBuilder::build)) (and again for the new plans when
 //! plans are reloaded), the load-shedding layer one per (reason, priority)
 //! in its [`build`](crate::shed::LoadShedBuilder::build), a store its own
 //! when it is built. A request then costs one atomic
@@ -66,9 +66,9 @@
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
-//! | `tollgate_requests_allowed_total` | counter | `tier` | requests a rate-limit layer let through, within every limit, counted under the tier each of its rules chose: a layer with an [`also`](crate::RateLimitLayer::also) rule counts a request under both rules' tiers |
+//! | `tollgate_requests_allowed_total` | counter | `tier` | requests a rate-limit layer let through, within every limit, counted under the tier each of its rules chose: a layer with an [`also`](crate::RateLimitLayerBuilder::also) rule counts a request under both rules' tiers |
 //! | `tollgate_requests_rejected_total` | counter | `limit`, `tier` | requests refused `429` (or by the layer's own answer), by the limit that refused them and the tier whose limit it is |
-//! | `tollgate_requests_shadow_rejected_total` | counter | `limit`, `tier` | in [shadow mode](crate::RateLimitLayer::shadow): requests a limit would have refused, let through |
+//! | `tollgate_requests_shadow_rejected_total` | counter | `limit`, `tier` | in [shadow mode](crate::RateLimitLayerBuilder::shadow): requests a limit would have refused, let through |
 //! | `tollgate_requests_key_rejected_total` | counter | `reason` | requests refused because no usable key was found: `missing`, `malformed`, `too_long`, `unknown` ([`KeyError`](crate::key::KeyError)) |
 //! | `tollgate_store_errors_total` | counter | `error` | checks the store could not answer, answered by the layer's [`OnStoreError`](crate::OnStoreError): `full`, `timeout`, `unavailable` (which includes an open circuit breaker) |
 //! | `tollgate_requests_shed_total` | counter | `reason`, `priority` | requests a [`LoadShedLayer`](crate::LoadShedLayer) answered `503`: `reason` is a [`ShedReason`](crate::shed::ShedReason) name, `priority` a [`Priority`](crate::shed::Priority) name |

@@ -55,25 +55,6 @@ pub(crate) struct Shared<St: Store> {
     pub(crate) metrics: crate::metrics::LayerMetrics,
 }
 
-impl<St: Store> Clone for Shared<St> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            rules: self.rules.duplicate(),
-            reloading: Mutex::new(()),
-            cost: self.cost.clone(),
-            headers_on_allowed: self.headers_on_allowed,
-            legacy_headers: self.legacy_headers,
-            shadow: self.shadow,
-            on_store_error: self.on_store_error,
-            on_reject: self.on_reject.clone(),
-            refund: self.refund.clone(),
-            #[cfg(feature = "metrics")]
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
 /// The tier chosen under each rule, by position.
 pub(crate) type Tiers = SmallVec<[usize; 2]>;
 

@@ -1,31 +1,26 @@
 //! [`RateLimitLayer`]: the tower layer.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use std::future::Future;
 
-use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use tower_layer::Layer;
 
-use crate::key::{KeyExtractor, PeerIp, RequestInfo};
 use crate::plan::Plans;
-use crate::rate_limit::evaluate::{OnStoreError, Shared};
+use crate::rate_limit::builder::RateLimitLayerBuilder;
+use crate::rate_limit::evaluate::Shared;
 use crate::rate_limit::peek::{PeekError, Peeked};
-use crate::rate_limit::reload::Reloader;
-use crate::rate_limit::rule::Rule;
-use crate::rate_limit::rules::RuleSet;
 use crate::rate_limit::service::RateLimit;
-use crate::response::Rejection;
 use crate::store::{Checked, MemoryStore, Store};
 
 /// Applies rate limits to every request of the wrapped service.
 ///
-/// Every clone of the layer, and every service it makes (one per route, per
-/// connection), shares one set of counters through an `Arc`: a limit holds
-/// across all of them. Configure the layer before cloning it; the setters
-/// take `self`.
+/// Built once, by [`RateLimitLayer::builder`] (or [`RateLimitLayer::new`]
+/// for plans alone, keyed by peer IP, in memory). Every clone of the layer,
+/// and every service it makes (one per route, per connection), shares one
+/// set of counters: a limit holds across all of them.
 ///
 /// ```
 /// use tollgate::{Plans, RateLimitLayer};
@@ -41,9 +36,10 @@ use crate::store::{Checked, MemoryStore, Store};
 ///     "premium-demo-key" => Some("premium"),
 ///     _ => None,
 /// };
-/// let layer = RateLimitLayer::new(plans)
+/// let layer = RateLimitLayer::builder(plans)
 ///     .key(ApiKeyOrIp::new(resolve))
-///     .also(Plans::single("per-ip", "20/second burst 40")?, ClientIp::new());
+///     .also("per-ip", Plans::single("per-ip", "20/second burst 40")?, ClientIp::new())
+///     .build()?;
 /// # let _ = layer;
 /// # Ok::<(), tollgate::ConfigError>(())
 /// ```
@@ -52,154 +48,30 @@ pub struct RateLimitLayer<St: Store = MemoryStore> {
 }
 
 impl RateLimitLayer<MemoryStore> {
-    /// Limits requests by `plans` in a new in-memory store, keyed by peer IP
-    /// until [`key`](RateLimitLayer::key) says otherwise.
+    /// Limits requests by `plans` in a new in-memory store, keyed by peer
+    /// IP: `RateLimitLayer::builder(plans).build()`, which cannot fail.
     pub fn new(plans: Plans) -> Self {
-        Self::with_store(plans, MemoryStore::new())
+        RateLimitLayerBuilder::new(plans).assemble(false)
+    }
+
+    /// Configures a layer limiting requests by `plans`: the rule named
+    /// [`MAIN_RULE`](crate::MAIN_RULE) unless
+    /// [`name`](RateLimitLayerBuilder::name) says otherwise, keyed by peer
+    /// IP until [`key`](RateLimitLayerBuilder::key) says otherwise, counted
+    /// in a new [`MemoryStore`] until [`store`](RateLimitLayerBuilder::store)
+    /// says otherwise.
+    pub fn builder(plans: Plans) -> RateLimitLayerBuilder<MemoryStore> {
+        RateLimitLayerBuilder::new(plans)
     }
 }
 
 impl<St: Store> RateLimitLayer<St> {
-    /// Limits requests by `plans` in `store`, keyed by peer IP until
-    /// [`key`](RateLimitLayer::key) says otherwise.
-    pub fn with_store(plans: Plans, store: St) -> Self {
-        let rule = Rule::bind(&store, plans, Arc::new(PeerIp::new()));
-        Self {
-            shared: Arc::new(Shared {
-                store,
-                rules: RuleSet::new(vec![rule]),
-                reloading: Mutex::new(()),
-                cost: None,
-                headers_on_allowed: false,
-                legacy_headers: false,
-                shadow: false,
-                on_store_error: OnStoreError::default(),
-                on_reject: None,
-                refund: None,
-                #[cfg(feature = "metrics")]
-                metrics: crate::metrics::LayerMetrics::new(),
-            }),
-        }
+    pub(crate) fn from_shared(shared: Arc<Shared<St>>) -> Self {
+        Self { shared }
     }
 
-    fn modify(mut self, f: impl FnOnce(&mut Shared<St>)) -> Self {
-        f(Arc::make_mut(&mut self.shared));
-        self
-    }
-
-    /// Reads keys and tiers for the plans given to the constructor with
-    /// `extractor`.
-    #[must_use]
-    pub fn key(self, extractor: impl KeyExtractor) -> Self {
-        self.modify(|s| {
-            let mut rules = Vec::clone(&s.rules.load());
-            if let Some(rule) = rules.first_mut() {
-                rule.extractor = Arc::new(extractor);
-            }
-            s.rules.store(rules);
-        })
-    }
-
-    /// Adds another rule: every request also charges `plans` under the key
-    /// `extractor` reads, all or nothing with the other rules. For example a
-    /// per-IP ceiling whatever the tier.
-    #[must_use]
-    pub fn also(self, plans: Plans, extractor: impl KeyExtractor) -> Self {
-        self.modify(|s| {
-            let mut rules = Vec::clone(&s.rules.load());
-            rules.push(Rule::bind(&s.store, plans, Arc::new(extractor)));
-            s.rules.store(rules);
-        })
-    }
-
-    /// Sets the cost of each request (default 1; 0 counts as 1).
-    #[must_use]
-    pub fn cost(self, cost: impl Fn(&RequestInfo<'_>) -> u64 + Send + Sync + 'static) -> Self {
-        self.modify(|s| s.cost = Some(Arc::new(cost)))
-    }
-
-    /// Adds `RateLimit-Policy` and `RateLimit` to admitted responses too
-    /// (default off: refused responses always carry them).
-    #[must_use]
-    pub fn headers_on_allowed(self, on: bool) -> Self {
-        self.modify(|s| s.headers_on_allowed = on)
-    }
-
-    /// Adds the legacy `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
-    /// `X-RateLimit-Reset` (seconds from now) fields (default off).
-    #[must_use]
-    pub fn legacy_headers(self, on: bool) -> Self {
-        self.modify(|s| s.legacy_headers = on)
-    }
-
-    /// Shadow (dry-run) mode: requests a limit would refuse are logged at
-    /// debug level (and counted, with the `metrics` feature) and let through.
-    #[must_use]
-    pub fn shadow(self, on: bool) -> Self {
-        self.modify(|s| s.shadow = on)
-    }
-
-    /// What to do when the store cannot answer (default
-    /// [`OnStoreError::FailClosed`]).
-    #[must_use]
-    pub fn on_store_error(self, policy: OnStoreError) -> Self {
-        self.modify(|s| s.on_store_error = policy)
-    }
-
-    /// Answers refused requests with `respond` instead of the default
-    /// answers ([`Rejection::to_response`] builds those, so a closure can
-    /// start from them).
-    #[must_use]
-    pub fn on_reject(
-        self,
-        respond: impl Fn(&Rejection<'_>) -> Response<Bytes> + Send + Sync + 'static,
-    ) -> Self {
-        self.modify(|s| s.on_reject = Some(Arc::new(respond)))
-    }
-
-    /// Answers refused requests as gRPC: trailers-only `RESOURCE_EXHAUSTED`
-    /// (or `UNAVAILABLE`, `INVALID_ARGUMENT`, `UNAUTHENTICATED`) with the
-    /// standard `google.rpc` details; see [`crate::grpc`].
-    #[cfg(feature = "tonic")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
-    #[must_use]
-    pub fn grpc(self) -> Self {
-        self.on_reject(crate::grpc::respond)
-    }
-
-    /// Gives a request's charge back when `refund` says so of the inner
-    /// service's answer (status and fields): Flask-Limiter's `deduct_when`,
-    /// without its race.
-    ///
-    /// The request is still charged when admitted, so concurrent requests
-    /// never pass a limit together; the refund comes once the answer's head
-    /// is known, before it is sent, and takes back exactly what was charged
-    /// (the same windows, the same cost), atomically per store. Concurrency
-    /// limits are not refunded: their permit ends with the body anyway. An
-    /// inner service error refunds nothing.
-    ///
-    /// Count only failed logins:
-    ///
-    /// ```
-    /// use tollgate::{Plans, RateLimitLayer};
-    ///
-    /// let login = RateLimitLayer::new(Plans::single("login-failures", "5/15 minutes")?)
-    ///     .refund_when(|status, _headers| status.is_success());
-    /// # let _ = login;
-    /// # Ok::<(), tollgate::ConfigError>(())
-    /// ```
-    ///
-    /// Or do not charge clients for the server's own errors:
-    /// `.refund_when(|status, _| status.is_server_error())`.
-    ///
-    /// With a refund set, an admitted request owns a copy of its keys until
-    /// its answer (one small allocation per key, and two boxes).
-    #[must_use]
-    pub fn refund_when(
-        self,
-        refund: impl Fn(http::StatusCode, &http::HeaderMap) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        self.modify(|s| s.refund = Some(Arc::new(refund)))
+    pub(crate) fn shared(&self) -> &Arc<Shared<St>> {
+        &self.shared
     }
 
     /// The store.
@@ -250,35 +122,20 @@ impl<St: Store> RateLimitLayer<St> {
         }
     }
 
-    /// The plans in force for the rule of the constructor (a reload may
-    /// have replaced those given to it).
+    /// The plans in force for the layer's first rule, the one given to
+    /// [`builder`](RateLimitLayer::builder) (a reload may have replaced
+    /// them).
     pub fn plans(&self) -> Plans {
         self.shared.rules.load()[0].plans.clone()
     }
 
-    /// Makes the plans replaceable while the layer runs, and answers the
-    /// [`Reloader`] that replaces them for this layer and every clone and
-    /// service made from it.
-    ///
-    /// Call it last: a setter called afterwards makes a new layer the
-    /// reloader does not reach. Reading replaceable plans costs each request
-    /// an `arc-swap` load (tens of nanoseconds), so layers whose plans never
-    /// change are better left fixed.
-    ///
-    /// ```
-    /// use tollgate::{Plans, RateLimitLayer};
-    ///
-    /// let (layer, reloader) = RateLimitLayer::new(Plans::single("api", "10/second")?)
-    ///     .headers_on_allowed(true)
-    ///     .reloadable();
-    /// reloader.replace(0, Plans::single("api", "5/second")?)?;
-    /// assert_eq!(layer.plans().default_tier().limits()[0].quota().count(), 5);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn reloadable(self) -> (Self, Reloader<St>) {
-        let layer = self.modify(|s| s.rules.make_live());
-        let reloader = Reloader::new(Arc::clone(&layer.shared));
-        (layer, reloader)
+    /// The plans in force for the rule named `rule`, if the layer has one.
+    pub fn plans_of(&self, rule: &str) -> Option<Plans> {
+        let rules = self.shared.rules.load();
+        rules
+            .iter()
+            .find(|r| &*r.name == rule)
+            .map(|r| r.plans.clone())
     }
 }
 
@@ -293,7 +150,16 @@ impl<St: Store> Clone for RateLimitLayer<St> {
 impl<St: Store> fmt::Debug for RateLimitLayer<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
-            .field("rules", &self.shared.rules.load().len())
+            .field(
+                "rules",
+                &self
+                    .shared
+                    .rules
+                    .load()
+                    .iter()
+                    .map(|r| &*r.name)
+                    .collect::<Vec<_>>(),
+            )
             .field("shadow", &self.shared.shadow)
             .finish_non_exhaustive()
     }

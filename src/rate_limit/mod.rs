@@ -1,6 +1,7 @@
 //! The rate-limit middleware: [`RateLimitLayer`](crate::RateLimitLayer) and
 //! its [`RateLimit`](crate::RateLimit) service, a peer of [`shed`](crate::shed).
 //!
+//! A layer is configured once, by its [`builder`], and fixed from then on.
 //! A request goes through [`evaluate`]: its rules (the layer's main rule
 //! and each `.also(...)` rule, [`rules`]) name its keys and tiers, one
 //! store check charges every limit all or nothing, and the answer is the
@@ -10,6 +11,7 @@
 //! charging. The types both middlewares share (bodies, clocks, decisions,
 //! errors, limits) live at the crate's root.
 
+pub(crate) mod builder;
 pub(crate) mod evaluate;
 pub mod future;
 pub(crate) mod layer;

@@ -4,7 +4,7 @@
 //! A request is charged when it is admitted, as always, so concurrent
 //! requests can never pass a limit together; once the inner service has
 //! answered, a predicate on the answer may give the charge back
-//! ([`RateLimitLayer::refund_when`](crate::RateLimitLayer::refund_when)).
+//! ([`RateLimitLayerBuilder::refund_when`](crate::RateLimitLayerBuilder::refund_when)).
 //! Counting only failed logins is "refund every success"; not charging for
 //! the server's own errors is "refund every 5xx".
 

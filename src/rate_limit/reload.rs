@@ -11,8 +11,11 @@ use crate::store::{MemoryStore, Store};
 /// Replaces the plans of a running [`RateLimitLayer`](crate::RateLimitLayer)
 /// and of every service made from it, without a restart.
 ///
-/// A layer's rules are numbered in the order they were given: 0 for the
-/// plans of the constructor, then one per [`also`](crate::RateLimitLayer::also).
+/// [`RateLimitLayerBuilder::build_reloadable`](crate::RateLimitLayerBuilder::build_reloadable)
+/// makes one. Rules are replaced by name: the name given to
+/// [`name`](crate::RateLimitLayerBuilder::name) (default
+/// [`MAIN_RULE`](crate::MAIN_RULE), `main`) or to
+/// [`also`](crate::RateLimitLayerBuilder::also).
 /// A replacement takes effect for the next request; requests being checked
 /// finish under the plans they started with. Limits whose definition (name,
 /// quota and algorithm) did not change keep their counters, so a reload
@@ -22,44 +25,53 @@ use crate::store::{MemoryStore, Store};
 /// the layer and the plans in force stay.
 ///
 /// ```
+/// use tollgate::key::ClientIp;
 /// use tollgate::{Mode, Plans, RateLimitLayer};
 ///
-/// let (layer, reloader) = RateLimitLayer::new(Plans::single("global", "100/second")?)
-///     .reloadable();
+/// let (layer, reloader) = RateLimitLayer::builder(Plans::single("global", "100/second")?)
+///     .name("global")
+///     .also("per-ip", Plans::single("per-ip", "10/second")?, ClientIp::new())
+///     .build_reloadable()?;
 ///
 /// // Later, from a config watcher or an admin endpoint:
 /// let stricter = Plans::builder().tier("global", "50/second").build()?;
-/// reloader.replace(0, stricter)?;
+/// reloader.replace("global", stricter)?;
 /// assert_eq!(layer.plans().default_tier().limits()[0].quota().count(), 50);
+///
+/// // Both rules in one swap: requests see all the old plans or all the new.
+/// reloader.replace_all([
+///     ("global", Plans::single("global", "80/second")?),
+///     ("per-ip", Plans::single("per-ip", "5/second")?),
+/// ])?;
+/// assert_eq!(reloader.plans("per-ip").unwrap().default_tier().limits()[0].quota().count(), 5);
 ///
 /// // The kill switch: stop checking without a deploy.
 /// let off = Plans::builder().tier("global", "50/second").mode("global", Mode::Off).build()?;
-/// reloader.replace(0, off)?;
+/// reloader.replace("global", off)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Reloader<St: Store = MemoryStore> {
     shared: Arc<Shared<St>>,
 }
 
-/// Why a [`Reloader`] refused new plans; the plans in force stay.
+/// Why a [`Reloader`] refused new plans; the plans in force stay, all of
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReloadError {
-    /// No rule has this number.
-    #[error("no rule {rule}: the layer has {rules}")]
+    /// No rule has this name.
+    #[error("no rule named {rule:?}; the layer's rules are {rules:?}")]
     NoSuchRule {
-        /// The number given.
-        rule: usize,
-        /// How many rules the layer has.
-        rules: usize,
+        /// The name given.
+        rule: String,
+        /// The names of the layer's rules.
+        rules: Vec<String>,
     },
-    /// A plan set for every rule was expected.
-    #[error("{given} plan sets given for {rules} rules")]
-    WrongCount {
-        /// How many plan sets were given.
-        given: usize,
-        /// How many rules the layer has.
-        rules: usize,
+    /// One rule given twice in one reload.
+    #[error("rule {rule:?} given twice")]
+    Duplicate {
+        /// The name given twice.
+        rule: String,
     },
 }
 
@@ -68,46 +80,38 @@ impl<St: Store> Reloader<St> {
         Self { shared }
     }
 
-    /// The plans in force, one per rule, in rule order.
-    pub fn plans(&self) -> Vec<Plans> {
-        self.shared
-            .rules
-            .load()
-            .iter()
-            .map(|rule| rule.plans.clone())
-            .collect()
+    /// The names of the layer's rules, in order (the builder's first).
+    pub fn rules(&self) -> Vec<String> {
+        let rules = self.shared.rules.load();
+        rules.iter().map(|rule| rule.name.to_string()).collect()
     }
 
-    /// Replaces the plans of rule `rule` (0 for the constructor's).
-    pub fn replace(&self, rule: usize, plans: Plans) -> Result<(), ReloadError> {
-        self.swap(|count| {
-            if rule < count {
-                Ok(vec![(rule, plans)])
-            } else {
-                Err(ReloadError::NoSuchRule { rule, rules: count })
-            }
-        })
+    /// The plans in force for the rule named `rule`, if the layer has one.
+    pub fn plans(&self, rule: &str) -> Option<Plans> {
+        let rules = self.shared.rules.load();
+        let found = rules.iter().find(|r| &*r.name == rule)?;
+        Some(found.plans.clone())
     }
 
-    /// Replaces the plans of every rule at once: one plan set per rule, in
-    /// rule order. Requests see either all the old plans or all the new.
-    pub fn replace_all(&self, plans: impl IntoIterator<Item = Plans>) -> Result<(), ReloadError> {
-        let plans: Vec<Plans> = plans.into_iter().collect();
-        self.swap(|count| {
-            if plans.len() == count {
-                Ok(plans.into_iter().enumerate().collect())
-            } else {
-                Err(ReloadError::WrongCount {
-                    given: plans.len(),
-                    rules: count,
-                })
-            }
-        })
+    /// Replaces the plans of the rule named `rule`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError::NoSuchRule`] when the layer has no rule of that name.
+    pub fn replace(&self, rule: &str, plans: Plans) -> Result<(), ReloadError> {
+        self.replace_all([(rule, plans)])
     }
 
-    fn swap(
+    /// Replaces the plans of every rule named, in one swap: requests see
+    /// either all the old plans or all the new. Rules not named keep theirs.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError::NoSuchRule`] or [`ReloadError::Duplicate`]; then
+    /// nothing is replaced.
+    pub fn replace_all<N: AsRef<str>>(
         &self,
-        choose: impl FnOnce(usize) -> Result<Vec<(usize, Plans)>, ReloadError>,
+        plans: impl IntoIterator<Item = (N, Plans)>,
     ) -> Result<(), ReloadError> {
         // One reload at a time, so none is lost between load and store.
         let _one = self
@@ -116,19 +120,33 @@ impl<St: Store> Reloader<St> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.shared.rules.load_full();
-        let changes = choose(current.len())?;
+        let mut changes: Vec<(usize, Plans)> = Vec::new();
+        for (name, plans) in plans {
+            let name = name.as_ref();
+            let Some(position) = current.iter().position(|r| &*r.name == name) else {
+                return Err(ReloadError::NoSuchRule {
+                    rule: name.to_owned(),
+                    rules: current.iter().map(|r| r.name.to_string()).collect(),
+                });
+            };
+            if changes.iter().any(|(p, _)| *p == position) {
+                return Err(ReloadError::Duplicate {
+                    rule: name.to_owned(),
+                });
+            }
+            changes.push((position, plans));
+        }
         let mut rules = Vec::clone(&current);
         let mut changed = 0;
         for (position, plans) in changes {
-            let Some(old) = current.get(position) else {
-                continue;
-            };
+            let old = &current[position];
             if old.plans == plans {
                 continue;
             }
             changed += 1;
             rules[position] = Rule::rebind(
                 &self.shared.store,
+                Arc::clone(&old.name),
                 plans,
                 Arc::clone(&old.extractor),
                 Some(old),
@@ -152,7 +170,7 @@ impl<St: Store> Clone for Reloader<St> {
 impl<St: Store> fmt::Debug for Reloader<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reloader")
-            .field("rules", &self.shared.rules.load().len())
+            .field("rules", &self.rules())
             .finish_non_exhaustive()
     }
 }

@@ -15,6 +15,8 @@ use crate::store::Store;
 /// One key extractor and the plan set its keys are counted under, bound to
 /// a store. A request charges every rule's limits, all or nothing.
 pub(crate) struct Rule<H> {
+    /// The name a [`Reloader`](crate::Reloader) replaces the rule by.
+    pub(crate) name: Arc<str>,
     pub(crate) extractor: Arc<dyn KeyExtractor>,
     pub(crate) plans: Plans,
     /// The bound limits, per tier then per limit; none for a tier whose
@@ -31,6 +33,7 @@ pub(crate) struct Rule<H> {
 impl<H: Clone> Clone for Rule<H> {
     fn clone(&self) -> Self {
         Self {
+            name: Arc::clone(&self.name),
             extractor: Arc::clone(&self.extractor),
             plans: self.plans.clone(),
             handles: self.handles.clone(),
@@ -45,13 +48,14 @@ impl<H: Clone> Clone for Rule<H> {
 impl<H> Rule<H> {
     pub(crate) fn bind<St: Store<Handle = H>>(
         store: &St,
+        name: Arc<str>,
         plans: Plans,
         extractor: Arc<dyn KeyExtractor>,
     ) -> Self
     where
         H: Clone,
     {
-        Self::rebind(store, plans, extractor, None)
+        Self::rebind(store, name, plans, extractor, None)
     }
 
     /// Binds `plans`, keeping the counters of every limit `previous` already
@@ -60,6 +64,7 @@ impl<H> Rule<H> {
     /// definitions count apart before a reload, so they must after it.
     pub(crate) fn rebind<St: Store<Handle = H>>(
         store: &St,
+        name: Arc<str>,
         plans: Plans,
         extractor: Arc<dyn KeyExtractor>,
         previous: Option<&Rule<H>>,
@@ -114,6 +119,7 @@ impl<H> Rule<H> {
             })
             .collect();
         Self {
+            name,
             extractor,
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::RuleMetrics::new(&plans),
@@ -174,14 +180,14 @@ mod tests {
         assert_eq!(plans.tiers()[0].limits(), plans.tiers()[1].limits());
         let store = MemoryStore::new();
         let extractor: Arc<dyn KeyExtractor> = Arc::new(PeerIp::new());
-        let rule = Rule::bind(&store, plans.clone(), Arc::clone(&extractor));
+        let rule = Rule::bind(&store, "main".into(), plans.clone(), Arc::clone(&extractor));
         let key = Key::owned("client", "t").expect("key");
         let (basic, team) = (&rule.handles[0][0], &rule.handles[1][0]);
         assert!(admitted(&store, basic, &key) && admitted(&store, basic, &key));
         assert!(!admitted(&store, basic, &key), "basic spent");
         assert!(admitted(&store, team, &key), "team counts apart");
 
-        let reloaded = Rule::rebind(&store, plans, extractor, Some(&rule));
+        let reloaded = Rule::rebind(&store, "main".into(), plans, extractor, Some(&rule));
         let (basic, team) = (&reloaded.handles[0][0], &reloaded.handles[1][0]);
         assert!(
             !admitted(&store, basic, &key),

@@ -13,7 +13,8 @@ pub(crate) type Rules<H> = Vec<Rule<H>>;
 
 /// The rules of a layer. A fixed set costs nothing to read; a live one an
 /// `arc-swap` load (about a hundred instructions), which is why layers are
-/// fixed until [`RateLimitLayer::reloadable`](crate::RateLimitLayer::reloadable).
+/// fixed unless built with
+/// [`build_reloadable`](crate::RateLimitLayerBuilder::build_reloadable).
 pub(crate) enum RuleSet<H> {
     Fixed(Arc<Rules<H>>),
     Live(ArcSwap<Rules<H>>),
@@ -26,8 +27,14 @@ pub(crate) enum Held<'a, H> {
 }
 
 impl<H> RuleSet<H> {
-    pub(crate) fn new(rules: Rules<H>) -> Self {
+    /// Rules fixed for the life of the layer.
+    pub(crate) fn fixed(rules: Rules<H>) -> Self {
         RuleSet::Fixed(Arc::new(rules))
+    }
+
+    /// Rules a reload may swap while they are read.
+    pub(crate) fn live(rules: Rules<H>) -> Self {
+        RuleSet::Live(ArcSwap::from_pointee(rules))
     }
 
     /// The rules in force now.
@@ -47,21 +54,6 @@ impl<H> RuleSet<H> {
         }
     }
 
-    /// Puts `rules` in force. A fixed set becomes live.
-    pub(crate) fn store(&mut self, rules: Rules<H>) {
-        match self {
-            RuleSet::Fixed(_) => *self = RuleSet::Fixed(Arc::new(rules)),
-            RuleSet::Live(live) => live.store(Arc::new(rules)),
-        }
-    }
-
-    /// Makes the set live, so a reload can swap it while it is read.
-    pub(crate) fn make_live(&mut self) {
-        if let RuleSet::Fixed(rules) = self {
-            *self = RuleSet::Live(ArcSwap::new(Arc::clone(rules)));
-        }
-    }
-
     /// Swaps `rules` in while the set is read. `false` when the set is
     /// fixed (nothing changes then).
     pub(crate) fn swap(&self, rules: Rules<H>) -> bool {
@@ -71,14 +63,6 @@ impl<H> RuleSet<H> {
                 live.store(Arc::new(rules));
                 true
             }
-        }
-    }
-
-    /// A copy sharing the rules in force, fixed or live as this one.
-    pub(crate) fn duplicate(&self) -> Self {
-        match self {
-            RuleSet::Fixed(rules) => RuleSet::Fixed(Arc::clone(rules)),
-            RuleSet::Live(live) => RuleSet::Live(ArcSwap::new(live.load_full())),
         }
     }
 }

@@ -20,7 +20,7 @@
 //! [`Decision::window`](crate::Decision::window) and in the README's "What
 //! the fields mean".
 //!
-//! [`RateLimitLayer::on_reject`](crate::RateLimitLayer::on_reject) replaces
+//! [`RateLimitLayerBuilder::on_reject`](crate::RateLimitLayerBuilder::on_reject) replaces
 //! the default answer with a closure of yours that gets a [`Rejection`].
 
 pub(crate) mod answer;

@@ -112,7 +112,7 @@
 //!     .reserve(Priority::High, 25)
 //!     .build()?;
 //! let stack = tower::ServiceBuilder::new()
-//!     .layer(RateLimitLayer::new(plans).key(ApiKeyOrIp::new(resolve)))
+//!     .layer(RateLimitLayer::builder(plans).key(ApiKeyOrIp::new(resolve)).build()?)
 //!     .layer(shed.clone());
 //! # let _ = stack;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

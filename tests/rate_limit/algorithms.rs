@@ -10,7 +10,7 @@ use tollgate::Plans;
 use tower::Layer;
 
 use crate::sf;
-use crate::support::{layer, send, with_headers, Calls, Ok200, PEER};
+use crate::support::{builder, send, with_headers, Calls, Ok200, PEER};
 
 const ALL: [AlgorithmKind; 4] = [
     AlgorithmKind::Gcra,
@@ -37,9 +37,11 @@ async fn each_algorithm_admits_the_quota_and_its_wait_is_enough() {
             .tier_with("api", "3/minute", algorithm)
             .build()
             .expect("valid plans");
-        let mut svc = layer(plans, &clock)
+        let mut svc = builder(plans, &clock)
             .cost(cost_of)
             .headers_on_allowed(true)
+            .build()
+            .expect("layer")
             .layer(Ok200::new(&calls));
         let plain = || with_headers(Some(PEER), &[]);
 
@@ -95,9 +97,11 @@ async fn each_algorithm_is_all_or_nothing_with_a_second_rule() {
             .tier_with("per-ip", "4/hour", algorithm)
             .build()
             .expect("valid plans");
-        let mut svc = layer(plans, &clock)
+        let mut svc = builder(plans, &clock)
             .key(tollgate::key::HeaderKey::new("x-tenant"))
-            .also(per_ip, tollgate::key::ClientIp::new())
+            .also("also", per_ip, tollgate::key::ClientIp::new())
+            .build()
+            .expect("layer")
             .layer(Ok200::default());
         let tenant = |t: &'static [u8]| with_headers(Some(PEER), &[("x-tenant", t)]);
         let mut got = Vec::new();

@@ -106,8 +106,11 @@ async fn answers_come_through_the_waiting_path() {
     let clock = ManualClock::new();
     let slow = SlowStore::new(&clock);
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(single("api", "3/minute"), slow.clone())
+    let mut svc = RateLimitLayer::builder(single("api", "3/minute"))
+        .store(slow.clone())
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
 
     for remaining in [2, 1, 0] {
@@ -151,7 +154,10 @@ async fn inner_service_waits_for_the_store() {
     let gate = Arc::new(Semaphore::new(0));
     let slow = SlowStore::gated(&clock, &gate);
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(single("api", "1/minute"), slow.clone())
+    let mut svc = RateLimitLayer::builder(single("api", "1/minute"))
+        .store(slow.clone())
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
 
     let mut first = call(&mut svc, from(PEER)).await;
@@ -177,7 +183,10 @@ async fn store_failure_is_503_by_default() {
     let slow = SlowStore::new(&clock);
     slow.down.store(true, Ordering::SeqCst);
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(single("api", "3/minute"), slow.clone())
+    let mut svc = RateLimitLayer::builder(single("api", "3/minute"))
+        .store(slow.clone())
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     for _ in 0..3 {
         let reply = send(&mut svc, from(PEER)).await;
@@ -205,9 +214,12 @@ async fn store_failure_passes_with_fail_open() {
     let slow = SlowStore::new(&clock);
     slow.down.store(true, Ordering::SeqCst);
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(single("api", "1/minute"), slow.clone())
+    let mut svc = RateLimitLayer::builder(single("api", "1/minute"))
+        .store(slow.clone())
         .on_store_error(OnStoreError::FailOpen)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     for _ in 0..3 {
         let reply = send(&mut svc, from(PEER)).await;
@@ -224,7 +236,10 @@ fn one_key_store() -> (ManualClock, Calls, RateLimitLayer<MemoryStore<ManualCloc
         .clock(clock.clone())
         .max_keys(1)
         .build();
-    let layer = RateLimitLayer::with_store(single("api", "3/minute"), full);
+    let layer = RateLimitLayer::builder(single("api", "3/minute"))
+        .store(full)
+        .build()
+        .expect("layer");
     (clock, Calls::default(), layer)
 }
 
@@ -241,9 +256,12 @@ async fn a_full_memory_store_fails_closed_then_open() {
     assert_eq!(other.header("retry-after"), Some("1"));
     assert_eq!(statuses(&mut svc, PEER, 1).await, [200]);
 
-    let mut open = layer
-        .clone()
+    // A layer failing open over the same store.
+    let mut open = RateLimitLayer::builder(single("api", "3/minute"))
+        .store(layer.store().clone())
         .on_store_error(OnStoreError::FailOpen)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut open, "198.51.100.3:1", 1).await, [200]);
     assert_eq!(calls.get(), 4);
@@ -275,7 +293,10 @@ async fn permits_from_the_waiting_path_last_as_long_as_the_body() {
     let clock = ManualClock::new();
     let slow = SlowStore::new(&clock);
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(single("gen", "1 concurrent"), slow.clone())
+    let mut svc = RateLimitLayer::builder(single("gen", "1 concurrent"))
+        .store(slow.clone())
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
 
     let held = crate::support::respond(&mut svc, from(PEER)).await;
@@ -302,8 +323,15 @@ async fn a_shadow_tier_is_checked_again_without_it_on_the_waiting_path() {
         .mode("new-limit", tollgate::Mode::Shadow)
         .build()
         .expect("plans");
-    let mut svc = RateLimitLayer::with_store(shadowed, slow.clone())
-        .also(single("per-ip", "3/minute"), tollgate::key::PeerIp::new())
+    let mut svc = RateLimitLayer::builder(shadowed)
+        .store(slow.clone())
+        .also(
+            "per-ip",
+            single("per-ip", "3/minute"),
+            tollgate::key::PeerIp::new(),
+        )
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut svc, PEER, 3).await, [200, 200, 200]);
     let refused = send(&mut svc, from(PEER)).await;
@@ -321,7 +349,10 @@ async fn peeking_waits_for_a_remote_store_and_charges_nothing() {
     let clock = ManualClock::new();
     let slow = SlowStore::new(&clock);
     let calls = Calls::default();
-    let layer = RateLimitLayer::with_store(single("api", "2/minute"), slow.clone());
+    let layer = RateLimitLayer::builder(single("api", "2/minute"))
+        .store(slow.clone())
+        .build()
+        .expect("layer");
     for _ in 0..3 {
         let peeked = layer.peek(&from(PEER)).await.expect("peek");
         assert_eq!(peeked.decision.remaining(), 1);
@@ -340,8 +371,11 @@ async fn refunds_settle_on_the_waiting_path_too() {
     let clock = ManualClock::new();
     let slow = SlowStore::new(&clock);
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(single("api", "1/minute"), slow.clone())
+    let mut svc = RateLimitLayer::builder(single("api", "1/minute"))
+        .store(slow.clone())
         .refund_when(|status, _| status.is_success())
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     // Every answer is a success, so every charge comes back.
     assert_eq!(statuses(&mut svc, PEER, 5).await, [200; 5]);

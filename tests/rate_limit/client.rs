@@ -21,7 +21,7 @@ use tollgate::Plans;
 use tower::Layer;
 
 use crate::sf;
-use crate::support::{layer, send, with_headers, Ok200, Reply, PEER};
+use crate::support::{builder, send, with_headers, Ok200, Reply, PEER};
 
 const RATE: [AlgorithmKind; 4] = [
     AlgorithmKind::Gcra,
@@ -144,11 +144,11 @@ fn read(reply: &Reply, context: &str) -> Result<Reading, TestCaseError> {
 async fn run(spec: &PlanSpec, idles: &[u16], misbehave: bool) -> Result<(), TestCaseError> {
     let clock = ManualClock::new();
     let (main, also) = spec.plans();
-    let mut layer = layer(main, &clock).headers_on_allowed(true);
+    let mut layer = builder(main, &clock).headers_on_allowed(true);
     if let Some(also) = also {
-        layer = layer.also(also, ClientIp::new());
+        layer = layer.also("also", also, ClientIp::new());
     }
-    let mut svc = layer.layer(Ok200::default());
+    let mut svc = layer.build().expect("layer").layer(Ok200::default());
     let request = || with_headers(Some(PEER), &[]);
     let mut last: Option<Reading> = None;
     for (step, &idle) in idles.iter().enumerate() {

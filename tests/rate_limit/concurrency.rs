@@ -16,7 +16,7 @@ use tollgate::clock::ManualClock;
 use tower::{Layer, Service};
 
 use crate::sf;
-use crate::support::{call, from, layer, respond, send, single, Calls, PEER};
+use crate::support::{builder, call, from, layer, respond, send, single, Calls, PEER};
 
 /// A body streaming what its sender sends; it ends when the sender is dropped.
 #[derive(Debug)]
@@ -165,8 +165,10 @@ async fn dropping_the_response_future_frees_the_permit() {
 async fn two_slots_admit_two_bodies_at_once() {
     let clock = ManualClock::new();
     let inner = Streamer::default();
-    let mut svc = layer(single("gen", "2 concurrent"), &clock)
+    let mut svc = builder(single("gen", "2 concurrent"), &clock)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(inner.clone());
     let mut held = Vec::new();
     for remaining in [1, 0] {

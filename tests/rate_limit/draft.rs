@@ -24,7 +24,7 @@ use tollgate::{Plans, RateLimit, RateLimitLayer};
 use tower::Layer;
 
 use crate::sf::{self, Bare};
-use crate::support::{collect, from, layer, respond, send, Ok200, Reply, TestStore, PEER};
+use crate::support::{builder, collect, from, respond, send, Ok200, Reply, TestStore, PEER};
 
 const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 const REDUCED: &str = "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity";
@@ -69,11 +69,11 @@ fn rate_cases() -> Vec<Case> {
 }
 
 fn service(case: &Case, clock: &ManualClock) -> RateLimit<Ok200, TestStore> {
-    let mut l = layer(case.plans.clone(), clock).headers_on_allowed(true);
+    let mut l = builder(case.plans.clone(), clock).headers_on_allowed(true);
     if let Some(also) = &case.also {
-        l = l.also(also.clone(), ClientIp::new());
+        l = l.also("also", also.clone(), ClientIp::new());
     }
-    l.layer(Ok200::default())
+    l.build().expect("layer").layer(Ok200::default())
 }
 
 /// A walk through a rate plan: bursts until refused, then waits of
@@ -109,8 +109,10 @@ async fn walk(case: &Case) -> Vec<Reply> {
 async fn concurrency_walk() -> Vec<Reply> {
     let clock = ManualClock::new();
     let plans = Plans::single("api", "2 concurrent").expect("plan");
-    let mut svc = layer(plans, &clock)
+    let mut svc = builder(plans, &clock)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     let a = respond(&mut svc, from(PEER)).await;
     let b = respond(&mut svc, from(PEER)).await;
@@ -341,7 +343,10 @@ async fn s5_1_refusals_are_quota_exceeded_problems_naming_the_policy() {
 async fn s5_2_a_store_without_room_is_a_temporary_reduced_capacity_problem() {
     let clock = ManualClock::new();
     let full: TestStore = MemoryStore::builder().clock(clock).max_keys(1).build();
-    let mut svc = RateLimitLayer::with_store(Plans::single("api", "3/minute").expect("plan"), full)
+    let mut svc = RateLimitLayer::builder(Plans::single("api", "3/minute").expect("plan"))
+        .store(full)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     // A client that came back is not forgotten to make room.
     for _ in 0..2 {

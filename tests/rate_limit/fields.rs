@@ -10,7 +10,7 @@ use tollgate::Plans;
 use tower::Layer;
 
 use crate::sf;
-use crate::support::{from, layer, send, single, with_headers, Ok200, PEER};
+use crate::support::{builder, from, layer, send, single, with_headers, Ok200, PEER};
 
 fn tiers() -> Plans {
     Plans::builder()
@@ -32,11 +32,17 @@ fn resolve(key: &str) -> Option<&'static str> {
 #[tokio::test]
 async fn every_field_parses_as_the_draft_says_for_every_tier() {
     let clock = ManualClock::new();
-    let mut svc = layer(tiers(), &clock)
+    let mut svc = builder(tiers(), &clock)
         .key(ApiKeyOrIp::new(resolve))
-        .also(single("per-ip", "20/second burst 40"), ClientIp::new())
+        .also(
+            "per-ip",
+            single("per-ip", "20/second burst 40"),
+            ClientIp::new(),
+        )
         .headers_on_allowed(true)
         .legacy_headers(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
 
     for key in [None, Some(&b"basic-key"[..]), Some(b"pro-key")] {
@@ -86,10 +92,16 @@ async fn every_field_parses_as_the_draft_says_for_every_tier() {
 #[tokio::test]
 async fn policy_lists_each_rule_in_order_with_whole_second_windows() {
     let clock = ManualClock::new();
-    let mut svc = layer(tiers(), &clock)
+    let mut svc = builder(tiers(), &clock)
         .key(ApiKeyOrIp::new(resolve))
-        .also(single("per-ip", "20/second burst 40"), ClientIp::new())
+        .also(
+            "per-ip",
+            single("per-ip", "20/second burst 40"),
+            ClientIp::new(),
+        )
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     let reply = send(
         &mut svc,
@@ -146,8 +158,10 @@ async fn admitted_responses_carry_no_fields_by_default() {
 #[tokio::test]
 async fn headers_on_allowed_count_down() {
     let clock = ManualClock::new();
-    let mut svc = layer(single("api", "3/minute"), &clock)
+    let mut svc = builder(single("api", "3/minute"), &clock)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     // t: spending what remains, the next unit comes in 20 s (GCRA 3/minute).
     for (remaining, reset) in [(2, 20), (1, 20), (0, 20)] {
@@ -167,8 +181,10 @@ async fn headers_on_allowed_count_down() {
 #[tokio::test]
 async fn legacy_fields_on_refusals_and_with_headers_on_allowed() {
     let clock = ManualClock::new();
-    let mut svc = layer(single("api", "3/minute"), &clock)
+    let mut svc = builder(single("api", "3/minute"), &clock)
         .legacy_headers(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     let first = send(&mut svc, from(PEER)).await;
     assert!(
@@ -185,9 +201,11 @@ async fn legacy_fields_on_refusals_and_with_headers_on_allowed() {
     assert_eq!(refused.header("x-ratelimit-reset"), Some("20"));
 
     let clock = ManualClock::new();
-    let mut svc = layer(single("api", "3/minute"), &clock)
+    let mut svc = builder(single("api", "3/minute"), &clock)
         .legacy_headers(true)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     let reply = send(&mut svc, from(PEER)).await;
     assert_eq!(reply.status, StatusCode::OK);

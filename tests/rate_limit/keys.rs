@@ -10,7 +10,9 @@ use tollgate::key::{
 use tollgate::Plans;
 use tower::Layer;
 
-use crate::support::{from, layer, send, single, statuses, with_headers, Calls, Ok200, PEER};
+use crate::support::{
+    builder, from, layer, send, single, statuses, with_headers, Calls, Ok200, PEER,
+};
 
 fn plans() -> Plans {
     Plans::builder()
@@ -44,9 +46,11 @@ fn assert_problem(reply: &crate::support::Reply, status: StatusCode) {
 async fn unknown_api_key_is_401_and_not_counted() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(plans(), &clock)
+    let mut svc = builder(plans(), &clock)
         .key(ApiKeyOrIp::new(resolve))
-        .also(single("per-ip", "4/minute"), ClientIp::new())
+        .also("per-ip", single("per-ip", "4/minute"), ClientIp::new())
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
 
     for _ in 0..10 {
@@ -87,8 +91,10 @@ async fn missing_peer_address_is_500() {
 async fn bad_api_key_values_are_400() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(plans(), &clock)
+    let mut svc = builder(plans(), &clock)
         .key(ApiKeyOrIp::new(resolve))
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     let oversized = vec![b'k'; 10 * 1024];
     for value in [
@@ -118,15 +124,19 @@ async fn bad_api_key_values_are_400() {
 #[tokio::test]
 async fn header_key_missing_is_401_and_or_falls_back() {
     let clock = ManualClock::new();
-    let mut svc = layer(single("api", "1/minute"), &clock)
+    let mut svc = builder(single("api", "1/minute"), &clock)
         .key(HeaderKey::new("x-tenant"))
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     let missing = send(&mut svc, from(PEER)).await;
     assert_problem(&missing, StatusCode::UNAUTHORIZED);
 
     let clock = ManualClock::new();
-    let mut svc = layer(single("api", "1/minute"), &clock)
+    let mut svc = builder(single("api", "1/minute"), &clock)
         .key(HeaderKey::new("x-tenant").or(ClientIp::new()))
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     assert_eq!(statuses(&mut svc, PEER, 2).await, [200, 429]);
     let tenant = send(&mut svc, with_headers(Some(PEER), &[("x-tenant", b"t1")])).await;
@@ -141,8 +151,10 @@ async fn bad_forwarding_headers_from_a_trusted_proxy_are_400() {
     let clock = ManualClock::new();
     let calls = Calls::default();
     let trusted = TrustedProxies::new(["10.0.0.0/8"]).expect("valid proxies");
-    let mut svc = layer(single("api", "3/minute"), &clock)
+    let mut svc = builder(single("api", "3/minute"), &clock)
         .key(ClientIp::new().trust(trusted))
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     let proxy = "10.0.0.1:443";
     let huge = b"203.0.113.5, ".repeat(1000);
@@ -200,12 +212,14 @@ proptest! {
         let trusted = TrustedProxies::new(["10.0.0.0/8"]).expect("valid proxies");
         let clock = ManualClock::new();
         let calls = Calls::default();
-        let mut svc = layer(plans(), &clock)
+        let mut svc = builder(plans(), &clock)
             .key(ApiKeyOrIp::new(resolve).client_ip(ClientIp::new().trust(trusted.clone())))
             .also(
+                "per-ip",
                 single("per-ip", "2/minute"),
                 ClientIp::new().trust(trusted).header(ForwardedHeader::Forwarded),
             )
+            .build().expect("layer")
             .layer(Ok200::new(&calls));
         let long_value = long.map(|n| vec![b'9'; n]);
         let mut headers: Vec<(&str, &[u8])> = Vec::new();

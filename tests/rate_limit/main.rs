@@ -5,6 +5,7 @@
 mod admission;
 mod algorithms;
 mod async_store;
+mod builder;
 mod client;
 mod concurrency;
 mod draft;

@@ -11,7 +11,7 @@ use tollgate::{Plans, RateLimitLayer};
 use tower::Layer;
 
 use crate::sf;
-use crate::support::{from, layer, send, single, with_headers, Calls, Ok200, PEER};
+use crate::support::{builder, from, send, single, with_headers, Calls, Ok200, PEER};
 
 fn ratelimit_item(reply: &crate::support::Reply) -> (String, i64) {
     let (_, limits) = sf::check_fields(&reply.headers).expect("valid fields");
@@ -33,8 +33,11 @@ async fn day_limit_refuses_and_the_minute_limit_is_not_charged() {
         .build();
     let plans = Plans::single("basic", "10/minute; 3/day").expect("valid plans");
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(plans, store.clone())
+    let mut svc = RateLimitLayer::builder(plans)
+        .store(store.clone())
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
 
     for remaining in [2, 1, 0] {
@@ -66,8 +69,10 @@ async fn day_limit_refuses_and_the_minute_limit_is_not_charged() {
 async fn minute_limit_refuses_and_the_day_limit_is_not_charged() {
     let clock = ManualClock::new();
     let plans = Plans::single("basic", "2/minute; 3/day").expect("valid plans");
-    let mut svc = layer(plans, &clock)
+    let mut svc = builder(plans, &clock)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
 
     assert_eq!(send(&mut svc, from(PEER)).await.status, StatusCode::OK);
@@ -96,10 +101,12 @@ async fn two_rules_are_all_or_nothing() {
     let clock = ManualClock::new();
     let calls = Calls::default();
     // Rule 1 by tenant header, 3/day; rule 2 per client IP, 10/minute.
-    let mut svc = layer(single("tenant", "3/day"), &clock)
+    let mut svc = builder(single("tenant", "3/day"), &clock)
         .key(HeaderKey::new("x-tenant"))
-        .also(single("per-ip", "10/minute"), ClientIp::new())
+        .also("per-ip", single("per-ip", "10/minute"), ClientIp::new())
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     let tenant = |name: &'static [u8]| with_headers(Some(PEER), &[("x-tenant", name)]);
 

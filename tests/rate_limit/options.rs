@@ -10,14 +10,16 @@ use tollgate::response::Rejection;
 use tower::Layer;
 
 use crate::sf;
-use crate::support::{from, layer, send, single, statuses, with_headers, Calls, Ok200, PEER};
+use crate::support::{builder, from, send, single, statuses, with_headers, Calls, Ok200, PEER};
 
 #[tokio::test]
 async fn shadow_mode_lets_refused_requests_through() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(single("api", "2/minute"), &clock)
+    let mut svc = builder(single("api", "2/minute"), &clock)
         .shadow(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     for _ in 0..6 {
         let reply = send(&mut svc, from(PEER)).await;
@@ -36,7 +38,7 @@ async fn shadow_mode_lets_refused_requests_through() {
 async fn on_reject_replaces_the_answer() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(single("api", "2/minute"), &clock)
+    let mut svc = builder(single("api", "2/minute"), &clock)
         .on_reject(|rejection| match rejection {
             Rejection::RateLimited(limited) => {
                 let body = format!(
@@ -56,6 +58,8 @@ async fn on_reject_replaces_the_answer() {
             }
             other => other.to_response(),
         })
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut svc, PEER, 2).await, [200, 200]);
     let refused = send(&mut svc, from(PEER)).await;
@@ -75,7 +79,7 @@ async fn on_reject_can_start_from_the_default_answer() {
     let clock = ManualClock::new();
     let seen: Arc<Mutex<Vec<(String, u16)>>> = Arc::default();
     let log = Arc::clone(&seen);
-    let mut svc = layer(single("api", "1/minute"), &clock)
+    let mut svc = builder(single("api", "1/minute"), &clock)
         .on_reject(move |rejection| {
             let kind = match rejection {
                 Rejection::RateLimited(_) => "limited",
@@ -92,6 +96,8 @@ async fn on_reject_can_start_from_the_default_answer() {
                 .insert("x-rejected-by", HeaderValue::from_static("tollgate"));
             response
         })
+        .build()
+        .expect("layer")
         .layer(Ok200::default());
     assert_eq!(send(&mut svc, from(PEER)).await.status, StatusCode::OK);
 
@@ -119,9 +125,11 @@ async fn on_reject_can_start_from_the_default_answer() {
 async fn a_request_costing_3_on_5_per_minute() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(single("api", "5/minute"), &clock)
+    let mut svc = builder(single("api", "5/minute"), &clock)
         .cost(|_| 3)
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     let first = send(&mut svc, from(PEER)).await;
     assert_eq!(first.status, StatusCode::OK);
@@ -144,7 +152,7 @@ async fn a_request_costing_3_on_5_per_minute() {
 async fn cost_read_from_the_request() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(single("api", "5/minute"), &clock)
+    let mut svc = builder(single("api", "5/minute"), &clock)
         .cost(|request| {
             request
                 .headers()
@@ -154,6 +162,8 @@ async fn cost_read_from_the_request() {
                 .unwrap_or(1)
         })
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     let cost = |n: &'static [u8]| with_headers(Some(PEER), &[("x-cost", n)]);
 

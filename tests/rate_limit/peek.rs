@@ -6,7 +6,7 @@ use tollgate::key::{HeaderKey, KeyError};
 use tollgate::{Mode, PeekError, Plans};
 use tower::Layer;
 
-use crate::support::{from, layer, single, statuses, with_headers, Calls, Ok200, PEER};
+use crate::support::{builder, from, layer, single, statuses, with_headers, Calls, Ok200, PEER};
 
 #[tokio::test]
 async fn peeking_charges_nothing_and_follows_the_counters() {
@@ -45,8 +45,14 @@ async fn peeking_charges_nothing_and_follows_the_counters() {
 #[tokio::test]
 async fn peeking_names_the_tightest_limit_across_rules() {
     let clock = ManualClock::new();
-    let layer = layer(single("per-peer", "10/minute"), &clock)
-        .also(single("per-tenant", "2/minute"), HeaderKey::new("x-tenant"));
+    let layer = builder(single("per-peer", "10/minute"), &clock)
+        .also(
+            "per-tenant",
+            single("per-tenant", "2/minute"),
+            HeaderKey::new("x-tenant"),
+        )
+        .build()
+        .expect("layer");
     let request = || with_headers(Some(PEER), &[("x-tenant", b"acme")]);
     let peeked = layer.peek(&request()).await.expect("peek");
     assert_eq!(peeked.policy.as_ref().map(|p| p.name()), Some("per-tenant"));
@@ -60,7 +66,10 @@ async fn peeking_names_the_tightest_limit_across_rules() {
 #[tokio::test]
 async fn peeking_without_a_key_is_a_typed_error() {
     let clock = ManualClock::new();
-    let layer = layer(single("api", "3/minute"), &clock).key(HeaderKey::new("x-api-key"));
+    let layer = builder(single("api", "3/minute"), &clock)
+        .key(HeaderKey::new("x-api-key"))
+        .build()
+        .expect("layer");
     let error = layer
         .peek(&with_headers(Some(PEER), &[]))
         .await

@@ -14,7 +14,7 @@ use tollgate::clock::ManualClock;
 use tollgate::{Limit, Plans, Quota};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::support::{collect, layer, single, with_headers, Calls, PEER};
+use crate::support::{builder, collect, single, with_headers, Calls, PEER};
 
 /// Answers the status named by `x-status` (200 without it), after the gate
 /// lets it through when there is one.
@@ -92,8 +92,10 @@ where
 async fn only_failures_count_when_successes_are_refunded() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut login = layer(single("login-failures", "3/minute"), &clock)
+    let mut login = builder(single("login-failures", "3/minute"), &clock)
         .refund_when(|status, _| status.is_success())
+        .build()
+        .expect("layer")
         .layer(Answers::new(&calls));
     for _ in 0..10 {
         assert_eq!(status_of(&mut login, answering(200)).await, 200);
@@ -110,9 +112,11 @@ async fn only_failures_count_when_successes_are_refunded() {
 async fn server_errors_are_refunded_and_client_errors_are_not() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(single("api", "2/minute"), &clock)
+    let mut svc = builder(single("api", "2/minute"), &clock)
         .refund_when(|status, _| status.is_server_error())
         .headers_on_allowed(true)
+        .build()
+        .expect("layer")
         .layer(Answers::new(&calls));
     for _ in 0..5 {
         assert_eq!(status_of(&mut svc, answering(503)).await, 503);
@@ -127,8 +131,10 @@ async fn requests_in_flight_count_until_their_answer_refunds_them() {
     let clock = ManualClock::new();
     let calls = Calls::default();
     let gate = Arc::new(Semaphore::new(0));
-    let svc = layer(single("api", "3/minute"), &clock)
+    let svc = builder(single("api", "3/minute"), &clock)
         .refund_when(|status, _| status.is_success())
+        .build()
+        .expect("layer")
         .layer(Answers {
             calls: calls.clone(),
             gate: Some(Arc::clone(&gate)),
@@ -175,8 +181,10 @@ async fn a_refund_goes_back_to_the_window_it_was_charged_in() {
         .tier_limits("api", [window])
         .build()
         .expect("plans");
-    let mut svc = layer(plans, &clock)
+    let mut svc = builder(plans, &clock)
         .refund_when(|status, _| status.is_server_error())
+        .build()
+        .expect("layer")
         .layer(Answers {
             calls: calls.clone(),
             gate: Some(Arc::clone(&gate)),
@@ -208,8 +216,10 @@ async fn a_refund_goes_back_to_the_window_it_was_charged_in() {
 async fn concurrency_limits_are_not_refunded_twice() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let mut svc = layer(single("slots", "1 concurrent"), &clock)
+    let mut svc = builder(single("slots", "1 concurrent"), &clock)
         .refund_when(|_, _| true)
+        .build()
+        .expect("layer")
         .layer(Answers::new(&calls));
     let first = svc
         .ready()

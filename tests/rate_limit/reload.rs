@@ -4,10 +4,12 @@
 use http::StatusCode;
 use tollgate::clock::ManualClock;
 use tollgate::key::{HeaderKey, Key, KeyExtractor, PeerIp, RequestInfo, TierName};
-use tollgate::{Mode, Plans, ReloadError};
+use tollgate::{Mode, Plans, ReloadError, MAIN_RULE};
 use tower::Layer;
 
-use crate::support::{from, layer, send, single, statuses, with_headers, Calls, Ok200, PEER};
+use crate::support::{
+    builder, from, layer, send, single, statuses, with_headers, Calls, Ok200, PEER,
+};
 
 fn plans_with_mode(name: &str, quotas: &str, mode: Mode) -> Plans {
     Plans::builder()
@@ -21,7 +23,9 @@ fn plans_with_mode(name: &str, quotas: &str, mode: Mode) -> Plans {
 async fn a_reload_keeps_the_counters_of_unchanged_limits() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let (layer, reloader) = layer(single("api", "2/minute"), &clock).reloadable();
+    let (layer, reloader) = builder(single("api", "2/minute"), &clock)
+        .build_reloadable()
+        .expect("layer");
     let mut svc = layer.layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut svc, PEER, 3).await, [200, 200, 429]);
 
@@ -31,13 +35,13 @@ async fn a_reload_keeps_the_counters_of_unchanged_limits() {
         .tier("extra", "9/minute")
         .build()
         .expect("plans");
-    reloader.replace(0, same).expect("reload");
+    reloader.replace(MAIN_RULE, same).expect("reload");
     assert_eq!(statuses(&mut svc, PEER, 1).await, [429]);
-    assert_eq!(reloader.plans()[0].tiers().len(), 2);
+    assert_eq!(reloader.plans(MAIN_RULE).expect("main").tiers().len(), 2);
 
     // A changed quota is a new limit: it starts afresh.
     reloader
-        .replace(0, single("api", "4/minute"))
+        .replace(MAIN_RULE, single("api", "4/minute"))
         .expect("reload");
     assert_eq!(statuses(&mut svc, PEER, 5).await, [200, 200, 200, 200, 429]);
     assert_eq!(calls.get(), 6);
@@ -52,11 +56,13 @@ async fn a_reload_keeps_the_counters_of_unchanged_limits() {
 async fn a_reload_reaches_every_clone_and_service() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let (layer, reloader) = layer(single("api", "100/minute"), &clock).reloadable();
+    let (layer, reloader) = builder(single("api", "100/minute"), &clock)
+        .build_reloadable()
+        .expect("layer");
     let mut first = layer.clone().layer(Ok200::new(&calls));
     let mut second = layer.layer(Ok200::new(&calls));
     reloader
-        .replace(0, single("api", "1/minute"))
+        .replace(MAIN_RULE, single("api", "1/minute"))
         .expect("reload");
     assert_eq!(statuses(&mut first, PEER, 1).await, [200]);
     // One new counter, shared by both services.
@@ -70,39 +76,66 @@ async fn a_reload_reaches_every_clone_and_service() {
 async fn bad_reloads_are_refused_and_the_plans_in_force_stay() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let (layer, reloader) = layer(single("api", "1/minute"), &clock).reloadable();
+    let (layer, reloader) = builder(single("api", "1/minute"), &clock)
+        .build_reloadable()
+        .expect("layer");
     let mut svc = layer.layer(Ok200::new(&calls));
     assert_eq!(
-        reloader.replace(1, single("api", "9/minute")),
-        Err(ReloadError::NoSuchRule { rule: 1, rules: 1 })
+        reloader.replace("per-ip", single("api", "9/minute")),
+        Err(ReloadError::NoSuchRule {
+            rule: "per-ip".into(),
+            rules: vec![MAIN_RULE.into()]
+        })
+    );
+    // All or nothing: a known rule named beside an unknown one, or twice,
+    // changes nothing.
+    assert_eq!(
+        reloader.replace_all([
+            (MAIN_RULE, single("api", "9/minute")),
+            ("b", single("b", "1/second"))
+        ]),
+        Err(ReloadError::NoSuchRule {
+            rule: "b".into(),
+            rules: vec![MAIN_RULE.into()]
+        })
     );
     assert_eq!(
-        reloader.replace_all([single("a", "1/second"), single("b", "1/second")]),
-        Err(ReloadError::WrongCount { given: 2, rules: 1 })
+        reloader.replace_all([
+            (MAIN_RULE, single("api", "9/minute")),
+            (MAIN_RULE, single("api", "8/minute"))
+        ]),
+        Err(ReloadError::Duplicate {
+            rule: MAIN_RULE.into()
+        })
     );
     // A bad plan never gets as far as the reloader: building it fails.
     assert!(Plans::single("api", "9/fortnight").is_err());
     assert_eq!(statuses(&mut svc, PEER, 2).await, [200, 429]);
-    assert_eq!(reloader.plans()[0], single("api", "1/minute"));
+    assert_eq!(
+        reloader.plans(MAIN_RULE).expect("main"),
+        single("api", "1/minute")
+    );
 }
 
 #[tokio::test]
 async fn replace_all_swaps_every_rule_at_once() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let (layer, reloader) = layer(single("per-peer", "10/minute"), &clock)
+    let (layer, reloader) = builder(single("per-peer", "10/minute"), &clock)
         .also(
+            "per-tenant",
             single("per-tenant", "10/minute"),
             HeaderKey::new("x-tenant"),
         )
-        .reloadable();
+        .build_reloadable()
+        .expect("layer");
     let mut svc = layer.layer(Ok200::new(&calls));
     let tenant = || with_headers(Some(PEER), &[("x-tenant", b"acme")]);
     assert_eq!(send(&mut svc, tenant()).await.status, StatusCode::OK);
     reloader
         .replace_all([
-            single("per-peer", "10/minute"),
-            single("per-tenant", "2/minute"),
+            (MAIN_RULE, single("per-peer", "10/minute")),
+            ("per-tenant", single("per-tenant", "2/minute")),
         ])
         .expect("reload");
     // per-peer kept its counter (1 spent); per-tenant is new (2 allowed).
@@ -118,9 +151,10 @@ async fn replace_all_swaps_every_rule_at_once() {
 async fn mode_off_is_a_kill_switch() {
     let clock = ManualClock::new();
     let calls = Calls::default();
-    let (layer, reloader) = layer(plans_with_mode("api", "1/minute", Mode::Off), &clock)
+    let (layer, reloader) = builder(plans_with_mode("api", "1/minute", Mode::Off), &clock)
         .headers_on_allowed(true)
-        .reloadable();
+        .build_reloadable()
+        .expect("layer");
     let mut svc = layer.layer(Ok200::new(&calls));
     for _ in 0..5 {
         let reply = send(&mut svc, from(PEER)).await;
@@ -129,7 +163,7 @@ async fn mode_off_is_a_kill_switch() {
     }
     assert_eq!(calls.get(), 5);
     reloader
-        .replace(0, plans_with_mode("api", "1/minute", Mode::Enforce))
+        .replace(MAIN_RULE, plans_with_mode("api", "1/minute", Mode::Enforce))
         .expect("reload");
     assert_eq!(statuses(&mut svc, PEER, 2).await, [200, 429]);
     assert_eq!(calls.get(), 6);
@@ -148,8 +182,10 @@ async fn mode_off_for_one_tier_leaves_the_others_enforced() {
     let extractor = HeaderKey::new("x-team").tiered(|_req: &RequestInfo<'_>, key: &Key<'_>| {
         (key.as_bytes() == b"ops").then_some(TierName::from("internal"))
     });
-    let mut svc = layer(plans, &clock)
+    let mut svc = builder(plans, &clock)
         .key(extractor)
+        .build()
+        .expect("layer")
         .layer(Ok200::new(&calls));
     let team = |name: &'static [u8]| with_headers(Some(PEER), &[("x-team", name)]);
     for _ in 0..4 {
@@ -168,11 +204,13 @@ async fn a_shadow_tier_lets_through_while_other_rules_still_enforce() {
     let calls = Calls::default();
     // The new, stricter limit is rolled out in shadow; the per-IP ceiling
     // already in force keeps refusing.
-    let mut svc = layer(
+    let mut svc = builder(
         plans_with_mode("new-limit", "1/minute", Mode::Shadow),
         &clock,
     )
-    .also(single("per-ip", "3/minute"), PeerIp::new())
+    .also("per-ip", single("per-ip", "3/minute"), PeerIp::new())
+    .build()
+    .expect("layer")
     .layer(Ok200::new(&calls));
     assert_eq!(statuses(&mut svc, PEER, 3).await, [200, 200, 200]);
     let refused = send(&mut svc, from(PEER)).await;

@@ -12,7 +12,7 @@ use tollgate::clock::ManualClock;
 use tollgate::key::{PeerIp, RouteAnd};
 use tower::ServiceExt;
 
-use crate::support::{layer, single};
+use crate::support::{builder, layer, single};
 
 fn request(method: &str, path: &str) -> Request<Body> {
     let mut request = Request::builder()
@@ -67,7 +67,12 @@ async fn route_and_key_gives_each_route_template_its_own_bucket() {
     let app = Router::new()
         .route("/users/{id}", get(|| async { "user" }))
         .route("/items/{id}", get(|| async { "item" }))
-        .layer(layer(single("per-route", "2/minute"), &clock).key(RouteAnd::new(PeerIp::new())));
+        .layer(
+            builder(single("per-route", "2/minute"), &clock)
+                .key(RouteAnd::new(PeerIp::new()))
+                .build()
+                .expect("layer"),
+        );
 
     // Different ids share the route template's bucket.
     assert_eq!(status(&app, "GET", "/users/1").await, StatusCode::OK);

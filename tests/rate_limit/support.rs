@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full};
 use tollgate::clock::ManualClock;
 use tollgate::key::PeerAddr;
 use tollgate::store::MemoryStore;
-use tollgate::{Plans, RateLimitLayer};
+use tollgate::{Plans, RateLimitLayer, RateLimitLayerBuilder};
 use tower::{Service, ServiceExt};
 
 /// The store of every test: memory, on a clock the test moves.
@@ -29,7 +29,12 @@ pub(crate) fn store(clock: &ManualClock) -> TestStore {
 
 /// A layer over `plans` on a fresh manual-clock store.
 pub(crate) fn layer(plans: Plans, clock: &ManualClock) -> RateLimitLayer<TestStore> {
-    RateLimitLayer::with_store(plans, store(clock))
+    builder(plans, clock).build().expect("layer")
+}
+
+/// A layer's builder over `plans` on a fresh manual-clock store.
+pub(crate) fn builder(plans: Plans, clock: &ManualClock) -> RateLimitLayerBuilder<TestStore> {
+    RateLimitLayer::builder(plans).store(store(clock))
 }
 
 /// A one-tier plan set.

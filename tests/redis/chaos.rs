@@ -52,8 +52,11 @@ fn store(url: &str, prefix: &str) -> RedisStore {
 fn service(store: RedisStore) -> RateLimit<Ok200, RedisStore> {
     let plans = Plans::single("api", "50/second").expect("plans");
     let inflight = Plans::single("inflight", "4 concurrent").expect("plans");
-    RateLimitLayer::with_store(plans, store)
-        .also(inflight, PeerIp::new())
+    RateLimitLayer::builder(plans)
+        .store(store)
+        .also("also", inflight, PeerIp::new())
+        .build()
+        .expect("layer")
         .layer(Ok200::default())
 }
 
@@ -431,8 +434,16 @@ async fn an_answer_given_without_redis_is_not_charged_when_redis_resumes() {
     let one = store(server.url(), &prefix);
     let two = store(server.url(), &prefix);
     let plans = || Plans::single("api", "3/minute").expect("plans");
-    let mut a = RateLimitLayer::with_store(plans(), one.clone()).layer(Ok200::default());
-    let mut b = RateLimitLayer::with_store(plans(), two.clone()).layer(Ok200::default());
+    let mut a = RateLimitLayer::builder(plans())
+        .store(one.clone())
+        .build()
+        .expect("layer")
+        .layer(Ok200::default());
+    let mut b = RateLimitLayer::builder(plans())
+        .store(two.clone())
+        .build()
+        .expect("layer")
+        .layer(Ok200::default());
     // An answer from Redis first: the store learns Redis's clock, so its
     // checks carry deadlines.
     assert_eq!(
@@ -513,7 +524,11 @@ async fn a_cluster_primary_lost_under_load_while_its_replica_takes_over() {
     const QUOTA: f64 = 300.0;
     const PER_SECOND: f64 = 5.0;
     let plans = Plans::single("api", "300/minute").expect("plans");
-    let svc = RateLimitLayer::with_store(plans, store.clone()).layer(Ok200::default());
+    let svc = RateLimitLayer::builder(plans)
+        .store(store.clone())
+        .build()
+        .expect("layer")
+        .layer(Ok200::default());
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();

@@ -55,13 +55,19 @@ fn same_answer(redis: &Reply, memory: &Reply) {
 async fn answers_like_the_memory_store() {
     let server = Server::start();
     let calls = Calls::default();
-    let mut redis = RateLimitLayer::with_store(plans(), server.store())
+    let mut redis = RateLimitLayer::builder(plans())
+        .store(server.store())
         .headers_on_allowed(true)
         .legacy_headers(true)
+        .build()
+        .expect("layer")
         .layer(Ok200(calls.clone()));
-    let mut memory = RateLimitLayer::with_store(plans(), MemoryStore::new())
+    let mut memory = RateLimitLayer::builder(plans())
+        .store(MemoryStore::new())
         .headers_on_allowed(true)
         .legacy_headers(true)
+        .build()
+        .expect("layer")
         .layer(Ok200(calls.clone()));
     for expected in [200, 200, 200, 429, 429] {
         let r = send(&mut redis, from(PEER)).await;
@@ -88,7 +94,11 @@ fn down() -> RedisStore {
 #[tokio::test]
 async fn redis_down_is_503_when_failing_closed() {
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(plans(), down()).layer(Ok200(calls.clone()));
+    let mut svc = RateLimitLayer::builder(plans())
+        .store(down())
+        .build()
+        .expect("layer")
+        .layer(Ok200(calls.clone()));
     for _ in 0..3 {
         let reply = send(&mut svc, from(PEER)).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -101,8 +111,11 @@ async fn redis_down_is_503_when_failing_closed() {
 #[tokio::test]
 async fn redis_down_is_200_when_failing_open() {
     let calls = Calls::default();
-    let mut svc = RateLimitLayer::with_store(plans(), down())
+    let mut svc = RateLimitLayer::builder(plans())
+        .store(down())
         .on_store_error(OnStoreError::FailOpen)
+        .build()
+        .expect("layer")
         .layer(Ok200(calls.clone()));
     for _ in 0..5 {
         assert_eq!(send(&mut svc, from(PEER)).await.status, StatusCode::OK);

@@ -275,8 +275,11 @@ async fn only_failures_count_for_every_rate_algorithm() {
     let mut raw = server.raw().await;
     for kind in RATES {
         clear_of_window_edge(&mut raw, Duration::from_secs(3600), Duration::from_secs(10)).await;
-        let layer = RateLimitLayer::with_store(plans("login", "3/hour", kind), server.store())
-            .refund_when(|status, _| status.is_success());
+        let layer = RateLimitLayer::builder(plans("login", "3/hour", kind))
+            .store(server.store())
+            .refund_when(|status, _| status.is_success())
+            .build()
+            .expect("layer");
         let mut svc = layer.clone().layer(Answers::default());
         for _ in 0..5 {
             assert_eq!(send(&mut svc, answering(200)).await.status, StatusCode::OK);
@@ -289,9 +292,11 @@ async fn only_failures_count_for_every_rate_algorithm() {
 #[tokio::test]
 async fn server_errors_are_refunded_and_the_rest_is_kept() {
     let server = Server::start();
-    let layer =
-        RateLimitLayer::with_store(plans("api", "2/hour", AlgorithmKind::Gcra), server.store())
-            .refund_when(|status, _| status.is_server_error());
+    let layer = RateLimitLayer::builder(plans("api", "2/hour", AlgorithmKind::Gcra))
+        .store(server.store())
+        .refund_when(|status, _| status.is_server_error())
+        .build()
+        .expect("layer");
     let mut svc = layer.clone().layer(Answers::default());
     for _ in 0..3 {
         assert_eq!(
@@ -321,8 +326,11 @@ async fn requests_in_flight_count_until_their_answer() {
     for kind in RATES {
         clear_of_window_edge(&mut raw, Duration::from_secs(3600), Duration::from_secs(10)).await;
         let gate = Gate::new();
-        let layer = RateLimitLayer::with_store(plans("api", "3/hour", kind), server.store())
-            .refund_when(|status, _| status.is_success());
+        let layer = RateLimitLayer::builder(plans("api", "3/hour", kind))
+            .store(server.store())
+            .refund_when(|status, _| status.is_success())
+            .build()
+            .expect("layer");
         let svc = layer.clone().layer(Answers {
             gate: Some(gate.clone()),
         });
@@ -349,8 +357,11 @@ async fn a_refund_drops_the_refusals_the_over_limit_cache_holds() {
         clear_of_window_edge(&mut raw, Duration::from_secs(3600), Duration::from_secs(10)).await;
         let store = store(server.url(), None, 1024);
         let gate = Gate::new();
-        let layer = RateLimitLayer::with_store(plans("api", "3/hour", kind), store.clone())
-            .refund_when(|status, _| status.is_success());
+        let layer = RateLimitLayer::builder(plans("api", "3/hour", kind))
+            .store(store.clone())
+            .refund_when(|status, _| status.is_success())
+            .build()
+            .expect("layer");
         let mut svc = layer.clone().layer(Answers {
             gate: Some(gate.clone()),
         });
@@ -415,8 +426,11 @@ async fn a_fixed_window_refund_never_adds_room_to_the_next_window() {
             )
             .build()
             .expect("plans");
-        let layer = RateLimitLayer::with_store(plans, store)
-            .refund_when(|status, _| status.is_server_error());
+        let layer = RateLimitLayer::builder(plans)
+            .store(store)
+            .refund_when(|status, _| status.is_server_error())
+            .build()
+            .expect("layer");
         let mut svc = layer.clone().layer(Answers {
             gate: Some(gate.clone()),
         });
@@ -501,7 +515,11 @@ async fn concurrency_limits_are_not_refunded() {
         )
         .build()
         .expect("plans");
-    let layer = RateLimitLayer::with_store(plans, store).refund_when(|_, _| true);
+    let layer = RateLimitLayer::builder(plans)
+        .store(store)
+        .refund_when(|_, _| true)
+        .build()
+        .expect("layer");
     let mut svc = layer.clone().layer(Answers::default());
     let response = svc
         .ready()
@@ -563,8 +581,11 @@ async fn leased_answers_are_refunded_to_their_lease() {
         clear_of_window_edge(&mut raw, Duration::from_secs(3600), Duration::from_secs(10)).await;
         let lease = TokenLease::new(4).max_age(Duration::from_secs(60));
         let store = store(server.url(), Some(lease), 0);
-        let layer = RateLimitLayer::with_store(plans("login", "3/hour", kind), store.clone())
-            .refund_when(|status, _| status.is_success());
+        let layer = RateLimitLayer::builder(plans("login", "3/hour", kind))
+            .store(store.clone())
+            .refund_when(|status, _| status.is_success())
+            .build()
+            .expect("layer");
         let mut svc = layer.clone().layer(Answers::default());
         for _ in 0..5 {
             assert_eq!(send(&mut svc, answering(200)).await.status, StatusCode::OK);
@@ -593,8 +614,11 @@ async fn leased_requests_in_flight_count_until_their_answer() {
         clear_of_window_edge(&mut raw, Duration::from_secs(3600), Duration::from_secs(10)).await;
         let store = store(server.url(), Some(lease), 0);
         let gate = Gate::new();
-        let layer = RateLimitLayer::with_store(plans("api", "3/hour", kind), store.clone())
-            .refund_when(|status, _| status.is_success());
+        let layer = RateLimitLayer::builder(plans("api", "3/hour", kind))
+            .store(store.clone())
+            .refund_when(|status, _| status.is_success())
+            .build()
+            .expect("layer");
         let svc = layer.clone().layer(Answers {
             gate: Some(gate.clone()),
         });
@@ -624,11 +648,13 @@ async fn a_check_spread_over_slots_is_refunded_part_by_part() {
         clear_of_window_edge(&mut raw, Duration::from_secs(3600), Duration::from_secs(10)).await;
         // 3 per API key and 3 per IP: `peek` shows 2 left only once both
         // parts are refunded.
-        let layer =
-            RateLimitLayer::with_store(plans("per-key", "3/hour", kind), store(&url, None, 0))
-                .key(HeaderKey::new("x-api-key"))
-                .also(plans("per-ip", "3/hour", kind), PeerIp::new())
-                .refund_when(|status, _| status.is_success());
+        let layer = RateLimitLayer::builder(plans("per-key", "3/hour", kind))
+            .store(store(&url, None, 0))
+            .key(HeaderKey::new("x-api-key"))
+            .also("per-ip", plans("per-ip", "3/hour", kind), PeerIp::new())
+            .refund_when(|status, _| status.is_success())
+            .build()
+            .expect("layer");
         let mut svc = layer.clone().layer(Answers::default());
         for _ in 0..5 {
             assert_eq!(

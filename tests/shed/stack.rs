@@ -15,7 +15,11 @@ fn a_request_refused_by_its_rate_limit_never_queues() {
     let clock = ManualClock::new();
     let plans = Plans::single("per-key", "2/minute").expect("plans");
     let store = MemoryStore::builder().clock(clock.clone()).build();
-    let rate = RateLimitLayer::with_store(plans, store).key(HeaderKey::new("x-api-key"));
+    let rate = RateLimitLayer::builder(plans)
+        .store(store)
+        .key(HeaderKey::new("x-api-key"))
+        .build()
+        .expect("layer");
     let shed = builder(1, &clock).max_queue(4).build().expect("layer");
     let inner = Gated::default();
     let mut svc = ServiceBuilder::new()

@@ -202,7 +202,11 @@ fn dropping_the_layer_gives_its_keys_back() {
     let plans = Plans::single("per-path", "1/minute; 2 concurrent").expect("plans");
     let by_path =
         KeyFn::new(|req: &RequestInfo<'_>| Key::owned(req.uri().path(), "path").map(Identity::new));
-    let layer = RateLimitLayer::with_store(plans, store.clone()).key(by_path);
+    let layer = RateLimitLayer::builder(plans)
+        .store(store.clone())
+        .key(by_path)
+        .build()
+        .expect("layer");
     let service = layer.layer(tower::service_fn(|_req: Request<()>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
     }));

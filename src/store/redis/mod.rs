@@ -19,7 +19,7 @@
 //!     .tier("anonymous", "3/minute")
 //!     .tier("basic", "10/minute; 1000/day")
 //!     .build()?;
-//! let layer = RateLimitLayer::with_store(plans, store);
+//! let layer = RateLimitLayer::builder(plans).store(store).build()?;
 //! # let _ = layer;
 //! # Ok(()) }
 //! ```
@@ -413,7 +413,7 @@
 //!
 //! # Refunds
 //!
-//! With [`RateLimitLayer::refund_when`](crate::RateLimitLayer::refund_when),
+//! With [`RateLimitLayerBuilder::refund_when`](crate::RateLimitLayerBuilder::refund_when),
 //! an admitted request's charge is given back once its answer is known.
 //! The charge is taken on admission, as always, so requests in flight count
 //! until their answers: concurrent requests never pass a limit together.

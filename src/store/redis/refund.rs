@@ -1,5 +1,5 @@
 //! Refunds decided after the response
-//! ([`RateLimitLayer::refund_when`](crate::RateLimitLayer::refund_when)):
+//! ([`RateLimitLayerBuilder::refund_when`](crate::RateLimitLayerBuilder::refund_when)):
 //! `rollback.lua` gives back what one admitted check took, on the `TIME`
 //! and check number its [`Receipt`] carries; units an answer took from
 //! leases go back to the leases, locally. See the
