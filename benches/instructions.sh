@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Instructions per admission decision, under callgrind (valgrind).
 # Usage: bash benches/instructions.sh [case-regex]
+#        FEATURES=metrics bash benches/instructions.sh layer   # with features on
 # Prints a markdown table: case, instructions per check, and last-level data
 # cache misses per check in callgrind's cache simulation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+cargo bench --bench instructions --no-run ${FEATURES:+--features "$FEATURES"} --message-format=json 2>/dev/null \
   | python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)

@@ -111,10 +111,13 @@ fuzz_target!(|data: &[u8]| {
         AlgorithmKind::Gcra => burst_n.unwrap_or(count),
         _ => count.min(burst_n.unwrap_or(count)),
     };
-    let mut svc = RateLimitLayer::with_store(plans, store)
+    let mut svc = RateLimitLayer::builder(plans)
+        .store(store)
         .headers_on_allowed(true)
         .legacy_headers(data[7] % 2 == 1)
         .cost(move |_| cost)
+        .build()
+        .expect("one rule, valid settings")
         .layer(Ok200);
     let mut cx = Context::from_waker(Waker::noop());
     for op in data[8..].chunks(2) {

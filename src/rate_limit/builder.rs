@@ -11,12 +11,12 @@ use crate::error::ConfigError;
 use crate::key::{KeyExtractor, PeerIp, RequestInfo};
 use crate::limit::validate_name;
 use crate::plan::Plans;
-use crate::rate_limit::evaluate::{CostFn, OnStoreError, RejectFn, Shared};
 use crate::rate_limit::layer::RateLimitLayer;
 use crate::rate_limit::refund::RefundFn;
 use crate::rate_limit::reload::Reloader;
 use crate::rate_limit::rule::Rule;
 use crate::rate_limit::rules::RuleSet;
+use crate::rate_limit::state::{CostFn, OnStoreError, RejectFn, Shared};
 use crate::response::Rejection;
 use crate::store::{MemoryStore, Store};
 

@@ -1,62 +1,22 @@
-//! The state every clone of the layer and service shares, and the decision
-//! taken for each request.
+//! The request pipeline: read the keys, charge the store, conclude; again
+//! without a rule in shadow mode that would have refused; later when the
+//! store answers later.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Request, Response};
-use smallvec::SmallVec;
+use bytes::Bytes;
+use http::{Request, Response};
 
-use crate::decision::Decision;
-use crate::error::StoreError;
-use crate::key::{Key, KeyError, RequestInfo};
-use crate::limit::Limit;
-use crate::plan::mode::Mode;
-use crate::rate_limit::peek::Peeked;
-use crate::rate_limit::refund::{After, Owned, Refund, RefundFn, Ticket};
-use crate::rate_limit::rule::Rule;
-use crate::rate_limit::rules::{RuleSet, Rules};
-use crate::response::answer;
-use crate::response::{RateLimited, Rejection};
-use crate::store::{Charge, Checked, Permits, Store, Verdict};
-
-/// What to do when the store cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OnStoreError {
-    /// Refuse the request with 503 and `Retry-After` (the default): no
-    /// request passes unchecked.
-    #[default]
-    FailClosed,
-    /// Let the request through unchecked.
-    FailOpen,
-}
-
-pub(crate) type CostFn = Arc<dyn Fn(&RequestInfo<'_>) -> u64 + Send + Sync>;
-pub(crate) type RejectFn = Arc<dyn Fn(&Rejection<'_>) -> Response<Bytes> + Send + Sync>;
+use crate::key::RequestInfo;
+use crate::rate_limit::charge::Tiers;
+use crate::rate_limit::refund::{After, Owned};
+use crate::rate_limit::rules::Rules;
+use crate::rate_limit::state::Shared;
+use crate::store::{Checked, Permits, Store};
 
 /// Rules skipped by a recheck, by position: those whose tier is in shadow
 /// mode and would have refused.
-type Skip = u32;
-
-pub(crate) struct Shared<St: Store> {
-    pub(crate) store: St,
-    pub(crate) rules: RuleSet<St::Handle>,
-    /// Serialises reloads, so two never interleave their rebinding.
-    pub(crate) reloading: Mutex<()>,
-    pub(crate) cost: Option<CostFn>,
-    pub(crate) headers_on_allowed: bool,
-    pub(crate) legacy_headers: bool,
-    pub(crate) shadow: bool,
-    pub(crate) on_store_error: OnStoreError,
-    pub(crate) on_reject: Option<RejectFn>,
-    pub(crate) refund: Option<RefundFn>,
-    #[cfg(feature = "metrics")]
-    pub(crate) metrics: crate::metrics::LayerMetrics,
-}
-
-/// The tier chosen under each rule, by position.
-pub(crate) type Tiers = SmallVec<[usize; 2]>;
+pub(super) type Skip = u32;
 
 /// What the layer does with a request.
 pub(crate) enum Conclusion {
@@ -72,21 +32,13 @@ pub(crate) enum Conclusion {
 
 impl Conclusion {
     /// Admits a request no limit applies to (every tier charged is off).
-    fn unchecked() -> Self {
+    pub(super) fn unchecked() -> Self {
         Conclusion::Admit {
             permits: Permits::none(),
             after: None,
         }
     }
 }
-
-/// What a check took: the store's answer, the tier under each rule, and
-/// the owned charges when a refund may follow.
-type Charged<St> = (
-    Checked<<St as Store>::Future>,
-    Tiers,
-    Option<Box<Owned<<St as Store>::Handle>>>,
-);
 
 pub(crate) enum Evaluation<St: Store> {
     Done(Conclusion),
@@ -102,17 +54,8 @@ pub(crate) struct Pending<St: Store> {
     owned: Option<Box<Owned<St::Handle>>>,
 }
 
-/// A peek under way: the store's answer, now or later, and what reading
-/// it needs.
-pub(crate) struct Looked<St: Store> {
-    /// `None` when no limit applies.
-    pub(crate) checked: Option<Checked<St::Future>>,
-    tiers: Tiers,
-    rules: Arc<Rules<St::Handle>>,
-}
-
 /// What a store's answer leads to.
-enum Step {
+pub(super) enum Step {
     Done(Conclusion),
     /// A rule in shadow mode would refuse: check again without these rules.
     Recheck(Skip),
@@ -191,385 +134,252 @@ impl<St: Store> Shared<St> {
             }
         }
     }
-
-    /// Reads keys and tiers under every rule not in `skip` and asks the
-    /// store to take their charges.
-    #[inline]
-    #[expect(
-        clippy::result_large_err,
-        reason = "a refusal's answer moves unboxed into the response future: one allocation fewer per 429, measured"
-    )]
-    fn charge(
-        &self,
-        rules: &[Rule<St::Handle>],
-        info: &RequestInfo<'_>,
-        skip: Skip,
-    ) -> Result<Charged<St>, Conclusion> {
-        if let ([rule], 0, None) = (rules, skip, &self.refund) {
-            return self.charge_one(rule, info);
-        }
-        let gathered = self.gather(rules, info, skip, |charges, tiers, keys, cost| {
-            if charges.is_empty() {
-                return Err(Conclusion::unchecked());
-            }
-            let owned = self.refund.as_ref().map(|_| {
-                let mut owned = Box::new(Owned::new(cost));
-                for ((rule, tier), key) in rules.iter().zip(tiers).zip(keys) {
-                    for handle in rule.handles.get(*tier).into_iter().flatten() {
-                        owned.push(handle.clone(), key.clone().into_owned());
-                    }
-                }
-                owned
-            });
-            Ok((self.store.check(charges), tiers.clone(), owned))
-        });
-        gathered.map_err(|error| self.refuse_key(&error))?
-    }
-
-    /// Reads the key and tier under every rule not in `skip` and the
-    /// request's cost, and hands `then` the charges they make (with the
-    /// tiers and keys they were made from).
-    fn gather<R>(
-        &self,
-        rules: &[Rule<St::Handle>],
-        info: &RequestInfo<'_>,
-        skip: Skip,
-        then: impl FnOnce(&[Charge<'_, St::Handle>], &Tiers, &[Key<'_>], u64) -> R,
-    ) -> Result<R, KeyError> {
-        let mut keys: SmallVec<[Key<'_>; 2]> = SmallVec::new();
-        let mut tiers: Tiers = SmallVec::new();
-        for (position, rule) in rules.iter().enumerate() {
-            if skipped(skip, position) {
-                // Keep positions aligned; a skipped rule charges nothing.
-                tiers.push(usize::MAX);
-                keys.push(Key::ip(std::net::Ipv4Addr::UNSPECIFIED.into()));
-                continue;
-            }
-            let (key, tier) = rule.extractor.extract(info)?.into_parts();
-            tiers.push(rule.plans.index_of(tier.as_ref().map(|t| t.as_str())));
-            keys.push(key);
-        }
-        let cost = self.cost.as_ref().map_or(1, |cost| cost(info)).max(1);
-        let mut charges: SmallVec<[Charge<'_, St::Handle>; 8]> = SmallVec::new();
-        for ((rule, tier), key) in rules.iter().zip(&tiers).zip(&keys) {
-            for handle in rule.handles.get(*tier).into_iter().flatten() {
-                charges.push(Charge::new(handle, key, cost));
-            }
-        }
-        Ok(then(&charges, &tiers, &keys, cost))
-    }
-
-    /// [`charge`](Self::charge) for the common layer of one rule: no
-    /// staging of keys, and a single limit charged straight from the stack.
-    #[inline]
-    #[expect(
-        clippy::result_large_err,
-        reason = "a refusal's answer moves unboxed into the response future: one allocation fewer per 429, measured"
-    )]
-    fn charge_one(
-        &self,
-        rule: &Rule<St::Handle>,
-        info: &RequestInfo<'_>,
-    ) -> Result<Charged<St>, Conclusion> {
-        let (key, tier) = match rule.extractor.extract(info) {
-            Ok(identity) => identity.into_parts(),
-            Err(error) => return Err(self.refuse_key(&error)),
-        };
-        let tier = rule.plans.index_of(tier.as_ref().map(|t| t.as_str()));
-        let cost = self.cost.as_ref().map_or(1, |cost| cost(info)).max(1);
-        let handles = &rule.handles[tier];
-        let checked = match handles.as_slice() {
-            [handle] => self.store.check(&[Charge::new(handle, &key, cost)]),
-            [] => return Err(Conclusion::unchecked()),
-            _ => {
-                let charges: SmallVec<[Charge<'_, St::Handle>; 8]> =
-                    handles.iter().map(|h| Charge::new(h, &key, cost)).collect();
-                self.store.check(&charges)
-            }
-        };
-        Ok((checked, smallvec::smallvec![tier], None))
-    }
-
-    /// Turns the store's answer into what the layer does, or into a
-    /// recheck without a rule in shadow mode that would have refused.
-    #[inline]
-    fn step(
-        &self,
-        rules: &[Rule<St::Handle>],
-        result: Result<Verdict, StoreError>,
-        tiers: &[usize],
-        skip: Skip,
-        owned: Option<Box<Owned<St::Handle>>>,
-    ) -> Step {
-        // The common case, kept small enough to inline: admitted, with no
-        // fields to add and no refund to prepare.
-        match result {
-            Ok(verdict)
-                if verdict.decision.is_allowed()
-                    && !self.headers_on_allowed
-                    && owned.is_none()
-                    && !cfg!(feature = "metrics") =>
-            {
-                Step::Done(Conclusion::Admit {
-                    permits: verdict.permits,
-                    after: None,
-                })
-            }
-            result => self.step_in_full(rules, result, tiers, skip, owned),
-        }
-    }
-
-    /// [`step`](Self::step) for every other case.
-    #[inline(never)]
-    fn step_in_full(
-        &self,
-        rules: &[Rule<St::Handle>],
-        result: Result<Verdict, StoreError>,
-        tiers: &[usize],
-        skip: Skip,
-        owned: Option<Box<Owned<St::Handle>>>,
-    ) -> Step {
-        let verdict = match result {
-            Ok(verdict) => verdict,
-            Err(error) => return Step::Done(self.store_failed(&error)),
-        };
-        let decision = verdict.decision;
-        if decision.is_allowed() {
-            #[cfg(feature = "metrics")]
-            for (rule, &tier) in rules.iter().zip(tiers) {
-                rule.metrics.allowed(tier);
-            }
-            let headers = self
-                .headers_on_allowed
-                .then(|| self.fields(rules, &decision, tiers));
-            let refund = match (&self.refund, owned, verdict.receipt) {
-                (Some(when), Some(owned), Some(receipt)) => Some(Box::new(Ticket::new(
-                    self.store.clone(),
-                    Arc::clone(when),
-                    owned,
-                    receipt,
-                ))
-                    as Box<dyn Refund>),
-                _ => None,
-            };
-            let after = (headers.is_some() || refund.is_some())
-                .then(|| Box::new(After { headers, refund }));
-            return Step::Done(Conclusion::Admit {
-                permits: verdict.permits,
-                after,
-            });
-        }
-        let Some(found) = locate(rules, decision.policy(), tiers) else {
-            // A store answered a policy position that does not exist: refuse
-            // rather than guess, with the store failure answer.
-            return Step::Done(self.store_failed(&StoreError::Unavailable(
-                "store reported an unknown policy".into(),
-            )));
-        };
-        let Located {
-            position,
-            rule,
-            tier,
-            index,
-            limit,
-        } = found;
-        let tier_name = rule.plans.tiers()[tier].name();
-        let tier_shadow = rule.plans.tiers()[tier].mode() == Mode::Shadow;
-        if self.shadow || tier_shadow {
-            #[cfg(feature = "metrics")]
-            rule.metrics.shadow_rejected(tier, index);
-            tracing::debug!(
-                policy = limit.name(),
-                tier = tier_name,
-                retry_after_ms = decision.retry_after().map_or(u128::MAX, |d| d.as_millis()),
-                "tollgate shadow mode: would reject"
-            );
-            if self.shadow {
-                return Step::Done(Conclusion::Admit {
-                    permits: verdict.permits,
-                    after: None,
-                });
-            }
-            return Step::Recheck(skip | (1 << position));
-        }
-        tracing::debug!(
-            policy = limit.name(),
-            tier = tier_name,
-            "request rate limited"
-        );
-        #[cfg(feature = "metrics")]
-        rule.metrics.rejected(tier, index);
-        let text = &rule.texts[tier][index];
-        let response = match &self.on_reject {
-            None => answer::too_many_requests(
-                text,
-                policy_field(rules, tiers),
-                limit,
-                &decision,
-                self.legacy_headers,
-            ),
-            Some(custom) => {
-                let headers = self.fields(rules, &decision, tiers);
-                custom(&Rejection::RateLimited(RateLimited {
-                    decision: &decision,
-                    policy: limit,
-                    tier: tier_name,
-                    headers: &headers,
-                    text,
-                }))
-            }
-        };
-        Step::Done(Conclusion::Answer(response))
-    }
-
-    /// Reads the request's keys and tiers under the rules in force and asks
-    /// the store what it would answer, charging nothing.
-    pub(crate) fn look<B>(&self, request: &Request<B>) -> Result<Looked<St>, KeyError> {
-        let info = RequestInfo::new(request);
-        let rules = self.rules.load_full();
-        self.gather(&rules, &info, 0, |charges, tiers, _, _| {
-            let checked = (!charges.is_empty()).then(|| self.store.peek(charges));
-            (checked, tiers.clone())
-        })
-        .map(|(checked, tiers)| Looked {
-            checked,
-            tiers,
-            rules: Arc::clone(&rules),
-        })
-    }
-
-    /// What a peek found, with the fields the layer would send.
-    pub(crate) fn peeked(&self, looked: &Looked<St>, decision: Decision) -> Peeked {
-        let rules: &[Rule<St::Handle>] = &looked.rules;
-        let found = locate(rules, decision.policy(), &looked.tiers);
-        let mut headers = HeaderMap::new();
-        if let Some(found) = &found {
-            answer::insert_fields(
-                &mut headers,
-                policy_field(rules, &looked.tiers),
-                Some(found.limit),
-                &decision,
-                self.legacy_headers,
-            );
-        }
-        Peeked {
-            decision,
-            policy: found.as_ref().map(|f| f.limit.clone()),
-            tier: found.map(|f| f.rule.plans.tiers()[f.tier].name().to_owned()),
-            headers,
-        }
-    }
-
-    fn refuse_key(&self, error: &KeyError) -> Conclusion {
-        tracing::debug!(%error, "no usable rate-limit key");
-        #[cfg(feature = "metrics")]
-        self.metrics.key_rejected(error);
-        Conclusion::Answer(self.answer(&Rejection::Key(error)))
-    }
-
-    fn store_failed(&self, error: &StoreError) -> Conclusion {
-        #[cfg(feature = "metrics")]
-        self.metrics.store_error(error);
-        match self.on_store_error {
-            OnStoreError::FailOpen => {
-                tracing::debug!(%error, "rate-limit store failed; failing open");
-                Conclusion::Admit {
-                    permits: Permits::none(),
-                    after: None,
-                }
-            }
-            OnStoreError::FailClosed => {
-                tracing::debug!(%error, "rate-limit store failed; failing closed");
-                Conclusion::Answer(self.answer(&Rejection::Store(error)))
-            }
-        }
-    }
-
-    fn answer(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        match &self.on_reject {
-            Some(custom) => custom(rejection),
-            None => rejection.to_response(),
-        }
-    }
-
-    /// The rate-limit fields for a decision.
-    fn fields(
-        &self,
-        rules: &[Rule<St::Handle>],
-        decision: &Decision,
-        tiers: &[usize],
-    ) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let limit = locate(rules, decision.policy(), tiers).map(|found| found.limit);
-        answer::insert_fields(
-            &mut headers,
-            policy_field(rules, tiers),
-            limit,
-            decision,
-            self.legacy_headers,
-        );
-        headers
-    }
 }
 
 /// Whether the rule at `position` is skipped.
-fn skipped(skip: Skip, position: usize) -> bool {
+pub(super) fn skipped(skip: Skip, position: usize) -> bool {
     position < Skip::BITS as usize && skip & (1 << position) != 0
 }
 
-/// Where a charge of a check came from.
-struct Located<'a, H> {
-    /// The rule's position.
-    position: usize,
-    rule: &'a Rule<H>,
-    tier: usize,
-    /// The limit's position in its tier.
-    index: usize,
-    limit: &'a Limit,
-}
+/// The pipeline on its own, over a memory store on a manual clock: what it
+/// concludes, before any service or future is involved.
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
 
-/// The rule, tier and limit of the charge at `charge`.
-fn locate<'a, H>(rules: &'a [Rule<H>], charge: usize, tiers: &[usize]) -> Option<Located<'a, H>> {
-    let mut offset = 0;
-    for (position, (rule, &tier)) in rules.iter().zip(tiers).enumerate() {
-        let Some(handles) = rule.handles.get(tier) else {
-            continue;
-        };
-        if charge < offset + handles.len() {
-            let index = charge - offset;
-            let limit = rule.plans.tiers().get(tier)?.limits().get(index)?;
-            return Some(Located {
-                position,
-                rule,
-                tier,
-                index,
-                limit,
-            });
-        }
-        offset += handles.len();
-    }
-    None
-}
+    use http::{HeaderMap, StatusCode};
 
-/// `RateLimit-Policy`: the items of every tier charged.
-fn policy_field<H>(rules: &[Rule<H>], tiers: &[usize]) -> HeaderValue {
-    if let ([rule], [tier]) = (rules, tiers) {
-        if let Some(items) = rule.policy_items.get(*tier) {
-            return items.clone();
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::key::{HeaderKey, PeerAddr};
+    use crate::plan::mode::Mode;
+    use crate::rate_limit::builder::RateLimitLayerBuilder;
+    use crate::rate_limit::state::OnStoreError;
+    use crate::store::MemoryStore;
+    use crate::{Plans, RateLimitLayer};
+
+    type TestStore = MemoryStore<ManualClock>;
+
+    fn plans(name: &str, quota: &str) -> Plans {
+        Plans::single(name, quota).expect("plans")
+    }
+
+    fn shadowed(name: &str, quota: &str) -> Plans {
+        Plans::builder()
+            .tier(name, quota)
+            .mode(name, Mode::Shadow)
+            .build()
+            .expect("plans")
+    }
+
+    fn builder(main: Plans, clock: &ManualClock) -> RateLimitLayerBuilder<TestStore> {
+        let store = MemoryStore::builder().clock(clock.clone()).build();
+        RateLimitLayer::builder(main).store(store)
+    }
+
+    fn request(peer: &str, tenant: Option<&str>) -> Request<()> {
+        let peer: SocketAddr = peer.parse().expect("address");
+        let mut request = Request::builder().extension(PeerAddr(peer));
+        if let Some(tenant) = tenant {
+            request = request.header("x-tenant", tenant);
+        }
+        request.body(()).expect("request")
+    }
+
+    /// What the pipeline concluded, at once (the memory store never waits).
+    enum Seen {
+        Admit {
+            permits: usize,
+            headers: Option<HeaderMap>,
+        },
+        Answer(Response<Bytes>),
+    }
+
+    fn evaluate(layer: &RateLimitLayer<TestStore>, request: &Request<()>) -> Seen {
+        match layer.shared().evaluate(request) {
+            Evaluation::Done(Conclusion::Admit { permits, after }) => Seen::Admit {
+                permits: permits.len(),
+                headers: after.and_then(|after| after.headers),
+            },
+            Evaluation::Done(Conclusion::Answer(response)) => Seen::Answer(response),
+            Evaluation::Pending(_) => panic!("a memory store answers at once"),
         }
     }
-    let mut policy = BytesMut::new();
-    for (rule, &tier) in rules.iter().zip(tiers) {
-        let Some(items) = rule.policy_items.get(tier) else {
-            continue;
+
+    fn status(seen: &Seen) -> StatusCode {
+        match seen {
+            Seen::Admit { .. } => StatusCode::OK,
+            Seen::Answer(response) => response.status(),
+        }
+    }
+
+    #[test]
+    fn an_admitted_request_adds_nothing_unless_asked() {
+        let clock = ManualClock::new();
+        let quiet = builder(plans("api", "2/minute"), &clock)
+            .build()
+            .expect("layer");
+        let seen = evaluate(&quiet, &request("192.0.2.1:1", None));
+        assert!(matches!(
+            seen,
+            Seen::Admit {
+                permits: 0,
+                headers: None
+            }
+        ));
+
+        let loud = builder(plans("api", "2/minute"), &clock)
+            .headers_on_allowed(true)
+            .build()
+            .expect("layer");
+        let Seen::Admit {
+            headers: Some(headers),
+            ..
+        } = evaluate(&loud, &request("192.0.2.1:1", None))
+        else {
+            panic!("admitted with fields");
         };
-        if items.is_empty() {
-            continue;
-        }
-        if !policy.is_empty() {
-            policy.put_slice(b", ");
-        }
-        policy.put_slice(items.as_bytes());
+        assert_eq!(headers["ratelimit-policy"], "\"api\";q=2;w=60");
+        assert_eq!(headers["ratelimit"], "\"api\";r=1;t=30");
     }
-    HeaderValue::from_maybe_shared(policy.freeze()).unwrap_or_else(|_| HeaderValue::from_static(""))
+
+    #[test]
+    fn a_refusal_answers_429_with_the_wait_and_recovers_on_the_clock() {
+        let clock = ManualClock::new();
+        let layer = builder(plans("api", "1/minute"), &clock)
+            .build()
+            .expect("layer");
+        let peer = request("192.0.2.1:1", None);
+        assert_eq!(status(&evaluate(&layer, &peer)), StatusCode::OK);
+        let Seen::Answer(refused) = evaluate(&layer, &peer) else {
+            panic!("refused");
+        };
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()["retry-after"], "60");
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(
+            status(&evaluate(&layer, &peer)),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(status(&evaluate(&layer, &peer)), StatusCode::OK);
+    }
+
+    /// A shadow rule that would refuse is skipped and the request checked
+    /// again: the first check charged nothing (all or nothing), so the
+    /// enforced rule is charged exactly once per request.
+    #[test]
+    fn a_recheck_without_a_shadow_rule_charges_the_others_once() {
+        let clock = ManualClock::new();
+        let layer = builder(plans("per-ip", "3/minute"), &clock)
+            .also(
+                "tenant",
+                shadowed("tenant", "1/minute"),
+                HeaderKey::new("x-tenant"),
+            )
+            .build()
+            .expect("layer");
+        let seen: Vec<u16> = (0..4)
+            .map(|_| status(&evaluate(&layer, &request("192.0.2.1:1", Some("acme")))).as_u16())
+            .collect();
+        assert_eq!(
+            seen,
+            [200, 200, 200, 429],
+            "per-ip charged once per request"
+        );
+        let Seen::Answer(refused) = evaluate(&layer, &request("192.0.2.1:1", Some("acme"))) else {
+            panic!("refused");
+        };
+        assert_eq!(
+            refused.headers()["ratelimit"],
+            "\"per-ip\";r=0;t=20",
+            "the refusal is the enforced rule's"
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_key_is_answered_and_charges_nothing() {
+        let clock = ManualClock::new();
+        let layer = builder(plans("api", "1/minute"), &clock)
+            .also(
+                "tenant",
+                plans("tenant", "1/minute"),
+                HeaderKey::new("x-tenant"),
+            )
+            .build()
+            .expect("layer");
+        let keyless = evaluate(&layer, &request("192.0.2.1:1", None));
+        assert_eq!(status(&keyless), StatusCode::UNAUTHORIZED);
+        // The first rule's key was read, but nothing was charged.
+        assert_eq!(
+            status(&evaluate(&layer, &request("192.0.2.1:1", Some("a")))),
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn a_full_store_fails_closed_or_open_as_configured() {
+        let clock = ManualClock::new();
+        let full = || {
+            MemoryStore::builder()
+                .clock(clock.clone())
+                .max_keys(1)
+                .forget_under_pressure(0)
+                .build()
+        };
+        let closed = RateLimitLayer::builder(plans("api", "5/minute"))
+            .store(full())
+            .build()
+            .expect("layer");
+        let open = RateLimitLayer::builder(plans("api", "5/minute"))
+            .store(full())
+            .on_store_error(OnStoreError::FailOpen)
+            .build()
+            .expect("layer");
+        for layer in [&closed, &open] {
+            assert_eq!(
+                status(&evaluate(layer, &request("192.0.2.1:1", None))),
+                StatusCode::OK
+            );
+        }
+        let Seen::Answer(refused) = evaluate(&closed, &request("192.0.2.2:1", None)) else {
+            panic!("fails closed");
+        };
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        assert!(matches!(
+            evaluate(&open, &request("192.0.2.2:1", None)),
+            Seen::Admit {
+                permits: 0,
+                headers: None
+            }
+        ));
+    }
+
+    #[test]
+    fn a_concurrency_limit_admits_with_its_permit() {
+        let clock = ManualClock::new();
+        let layer = builder(plans("gen", "1 concurrent"), &clock)
+            .build()
+            .expect("layer");
+        let peer = request("192.0.2.1:1", None);
+        let held = layer.shared().evaluate(&peer);
+        assert_eq!(
+            status(&evaluate(&layer, &peer)),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        drop(held);
+        assert!(matches!(
+            evaluate(&layer, &peer),
+            Seen::Admit { permits: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn skipped_is_false_past_the_set() {
+        assert!(skipped(1 << 31, 31));
+        assert!(!skipped(u32::MAX, 32));
+        assert!(!skipped(0, 0));
+    }
 }

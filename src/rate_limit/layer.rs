@@ -10,9 +10,9 @@ use tower_layer::Layer;
 
 use crate::plan::Plans;
 use crate::rate_limit::builder::RateLimitLayerBuilder;
-use crate::rate_limit::evaluate::Shared;
 use crate::rate_limit::peek::{PeekError, Peeked};
 use crate::rate_limit::service::RateLimit;
+use crate::rate_limit::state::Shared;
 use crate::store::{Checked, MemoryStore, Store};
 
 /// Applies rate limits to every request of the wrapped service.

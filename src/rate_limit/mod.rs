@@ -12,12 +12,16 @@
 //! errors, limits) live at the crate's root.
 
 pub(crate) mod builder;
+pub(crate) mod charge;
+pub(crate) mod conclude;
 pub(crate) mod evaluate;
 pub mod future;
 pub(crate) mod layer;
+pub(crate) mod locate;
 pub(crate) mod peek;
 pub(crate) mod refund;
 pub(crate) mod reload;
 pub(crate) mod rule;
 pub(crate) mod rules;
 pub(crate) mod service;
+pub(crate) mod state;

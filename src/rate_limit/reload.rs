@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::plan::Plans;
-use crate::rate_limit::evaluate::Shared;
 use crate::rate_limit::rule::Rule;
+use crate::rate_limit::state::Shared;
 use crate::store::{MemoryStore, Store};
 
 /// Replaces the plans of a running [`RateLimitLayer`](crate::RateLimitLayer)

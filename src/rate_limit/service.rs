@@ -10,8 +10,9 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::rate_limit::evaluate::{Conclusion, Evaluation, Shared};
+use crate::rate_limit::evaluate::{Conclusion, Evaluation};
 use crate::rate_limit::future::{finish, ResponseFuture};
+use crate::rate_limit::state::Shared;
 use crate::store::{MemoryStore, Store};
 
 /// Rate-limits the requests of the inner service `S`.
