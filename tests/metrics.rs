@@ -210,6 +210,38 @@ fn allowed_and_rejected_are_counted_by_limit_and_tier() {
 }
 
 #[test]
+fn admissions_are_counted_with_fields_on_allowed_answers_too() {
+    // An admission with fields to add takes the layer's other path; it is
+    // counted there as on the short one.
+    let (_, (codes, text)) = with_recorder(|metrics| async move {
+        let plans = Plans::single("anonymous", "2/minute").expect("plans");
+        let layer = RateLimitLayer::builder(plans)
+            .headers_on_allowed(true)
+            .build()
+            .expect("layer");
+        let mut service = layer.layer(tower::service_fn(ok));
+        let a = Some("192.0.2.1");
+        let codes = statuses(
+            &mut service,
+            vec![request(a, None), request(a, None), request(a, None)],
+        )
+        .await;
+        (codes, metrics.render())
+    });
+    use StatusCode as S;
+    assert_eq!(codes, [S::OK, S::OK, S::TOO_MANY_REQUESTS]);
+    assert_eq!(value(&text, ALLOWED, &[("tier", "anonymous")]), 2.0);
+    assert_eq!(
+        value(
+            &text,
+            REJECTED,
+            &[("limit", "anonymous"), ("tier", "anonymous")]
+        ),
+        1.0
+    );
+}
+
+#[test]
 fn shadow_mode_counts_what_it_would_refuse() {
     let (metrics, codes) = with_recorder(|_| async {
         let layer = RateLimitLayer::builder(Plans::single("per-ip", "1/minute").expect("plans"))

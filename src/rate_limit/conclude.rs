@@ -33,14 +33,15 @@ impl<St: Store> Shared<St> {
         owned: Option<Box<Owned<St::Handle>>>,
     ) -> Step {
         // The common case, kept small enough to inline: admitted, with no
-        // fields to add and no refund to prepare.
+        // fields to add and no refund to prepare. With metrics on, the
+        // admission is counted here too rather than sending every admitted
+        // request down the out-of-line path.
         match result {
             Ok(verdict)
-                if verdict.decision.is_allowed()
-                    && !self.headers_on_allowed
-                    && owned.is_none()
-                    && !cfg!(feature = "metrics") =>
+                if verdict.decision.is_allowed() && !self.headers_on_allowed && owned.is_none() =>
             {
+                #[cfg(feature = "metrics")]
+                count_allowed(rules, tiers);
                 Step::Done(Conclusion::Admit {
                     permits: verdict.permits,
                     after: None,
@@ -67,9 +68,7 @@ impl<St: Store> Shared<St> {
         let decision = verdict.decision;
         if decision.is_allowed() {
             #[cfg(feature = "metrics")]
-            for (rule, &tier) in rules.iter().zip(tiers) {
-                rule.metrics.allowed(tier);
-            }
+            count_allowed(rules, tiers);
             let headers = self
                 .headers_on_allowed
                 .then(|| self.fields(rules, &decision, tiers));
@@ -202,5 +201,14 @@ impl<St: Store> Shared<St> {
             self.legacy_headers,
         );
         headers
+    }
+}
+
+/// Counts an admission on every rule that checked it, in its tier.
+#[cfg(feature = "metrics")]
+#[inline]
+fn count_allowed<H>(rules: &[Rule<H>], tiers: &[usize]) {
+    for (rule, &tier) in rules.iter().zip(tiers) {
+        rule.metrics.allowed(tier);
     }
 }
