@@ -52,8 +52,8 @@
 pub mod algorithm;
 pub mod body;
 pub mod clock;
-pub mod decision;
-pub mod error;
+mod decision;
+mod error;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;

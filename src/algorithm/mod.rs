@@ -54,7 +54,15 @@ use crate::clock::Nanos;
 ///
 /// `now` is a reading of the store's clock, taken once per request and passed
 /// to every limit the request charges. `cost` is at least 1.
-pub trait Algorithm: Send + Sync + std::fmt::Debug + 'static {
+///
+/// The trait is sealed: the crate's seven algorithms implement it, and no
+/// other type can. The stores run exactly these (the memory store calls
+/// them, the Redis store runs the same arithmetic as scripts), so an
+/// algorithm from elsewhere could not be run by a store; choose one for a
+/// tier with [`AlgorithmKind`]. The trait and the types are public so that
+/// each algorithm can be used on its own, on state you hold, and compared
+/// with other implementations, as the module's example does.
+pub trait Algorithm: sealed::Sealed + Send + Sync + std::fmt::Debug + 'static {
     /// The state kept per key.
     type State: Send + Sync + 'static;
 
@@ -99,4 +107,18 @@ pub trait Algorithm: Send + Sync + std::fmt::Debug + 'static {
             u64::MAX
         }
     }
+}
+
+/// The seal of [`Algorithm`]: a public trait in a private module, so only
+/// this crate can name it, and so implement it.
+mod sealed {
+    pub trait Sealed {}
+
+    impl Sealed for super::Concurrency {}
+    impl Sealed for super::FixedWindow {}
+    impl Sealed for super::WideFixedWindow {}
+    impl Sealed for super::Gcra {}
+    impl Sealed for super::SlidingLog {}
+    impl Sealed for super::SlidingWindow {}
+    impl Sealed for super::PackedSlidingWindow {}
 }

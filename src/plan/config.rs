@@ -121,6 +121,31 @@ impl PlansConfig {
     }
 }
 
+impl Plans {
+    /// Loads a plan set from TOML; see [`PlansConfig`] for the schema.
+    ///
+    /// ```
+    /// let plans = tollgate::Plans::from_toml(
+    ///     r#"
+    ///     default = "anonymous"
+    ///     [[tier]]
+    ///     name = "anonymous"
+    ///     limits = "10/minute"
+    ///     [[tier]]
+    ///     name = "premium"
+    ///     limits = "1000/minute"
+    ///     "#,
+    /// )?;
+    /// assert_eq!(plans.tiers().len(), 2);
+    /// # Ok::<(), tollgate::ConfigError>(())
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub fn from_toml(text: &str) -> Result<Plans, ConfigError> {
+        let config: PlansConfig = toml::from_str(text)?;
+        config.build()
+    }
+}
+
 impl TryFrom<PlansConfig> for Plans {
     type Error = ConfigError;
 

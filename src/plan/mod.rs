@@ -105,15 +105,6 @@ impl Plans {
         name.and_then(|name| self.tiers.iter().position(|t| &*t.name == name))
             .unwrap_or(self.default)
     }
-
-    /// Loads a plan set from TOML; see [`PlansConfig`](crate::plan::config::PlansConfig)
-    /// for the schema.
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub fn from_toml(text: &str) -> Result<Plans, ConfigError> {
-        let config: crate::plan::config::PlansConfig = toml::from_str(text)?;
-        config.build()
-    }
 }
 
 impl fmt::Display for Plans {

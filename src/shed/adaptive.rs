@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use super::error::ShedConfigError;
+use super::error::{LimitSettingError, ShedConfigError};
 use super::gradient::{Gradient, GradientState};
 use crate::clock::nanos_saturating;
 use crate::clock::Nanos;
@@ -108,13 +108,13 @@ impl Aimd {
     }
 
     /// Whether the settings hold together with a starting limit of `initial`.
-    pub(crate) fn check(&self, initial: usize) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, initial: usize) -> Result<(), LimitSettingError> {
         check_bounds(self.min, self.max, initial)?;
         if !(0.5..1.0).contains(&self.backoff) {
-            return Err("the backoff ratio must be at least 0.5 and below 1");
+            return Err(LimitSettingError::Backoff);
         }
         if self.latency_threshold.is_zero() {
-            return Err("the latency threshold must be above zero");
+            return Err(LimitSettingError::ZeroLatencyThreshold);
         }
         Ok(())
     }
@@ -249,15 +249,26 @@ impl Outcome {
 
 /// Whether a floor `min` and ceiling `max` hold together with a starting
 /// limit of `initial`: the bounds every adaptive controller shares.
-pub(super) fn check_bounds(min: usize, max: usize, initial: usize) -> Result<(), &'static str> {
+pub(super) fn check_bounds(
+    min: usize,
+    max: usize,
+    initial: usize,
+) -> Result<(), LimitSettingError> {
     if min == 0 {
-        return Err("the floor must be at least 1");
+        return Err(LimitSettingError::ZeroFloor);
     }
     if min > max {
-        return Err("the floor is above the ceiling");
+        return Err(LimitSettingError::FloorAboveCeiling {
+            floor: min,
+            ceiling: max,
+        });
     }
     if initial < min || initial > max {
-        return Err("max_in_flight lies outside the floor and ceiling");
+        return Err(LimitSettingError::StartOutsideBounds {
+            initial,
+            floor: min,
+            ceiling: max,
+        });
     }
     Ok(())
 }
@@ -326,21 +337,35 @@ mod tests {
         assert_eq!(controller.latencies(), Latencies::default());
         assert_eq!(
             Adaptive::Aimd(Aimd::new(0, 4)).check(2),
-            Err(ShedConfigError::Aimd("the floor must be at least 1"))
+            Err(ShedConfigError::Aimd(LimitSettingError::ZeroFloor))
         );
     }
 
     #[test]
     fn settings_are_checked() {
-        assert!(Aimd::new(1, 10).check(5).is_ok());
-        assert!(Aimd::new(0, 10).check(5).is_err());
-        assert!(Aimd::new(6, 5).check(5).is_err());
-        assert!(Aimd::new(1, 4).check(5).is_err());
-        assert!(Aimd::new(1, 10).backoff(1.0).check(5).is_err());
-        assert!(Aimd::new(1, 10).backoff(0.4).check(5).is_err());
-        assert!(Aimd::new(1, 10)
-            .latency_threshold(Duration::ZERO)
-            .check(5)
-            .is_err());
+        use LimitSettingError as E;
+        assert_eq!(Aimd::new(1, 10).check(5), Ok(()));
+        assert_eq!(Aimd::new(0, 10).check(5), Err(E::ZeroFloor));
+        assert_eq!(
+            Aimd::new(6, 5).check(5),
+            Err(E::FloorAboveCeiling {
+                floor: 6,
+                ceiling: 5
+            })
+        );
+        assert_eq!(
+            Aimd::new(1, 4).check(5),
+            Err(E::StartOutsideBounds {
+                initial: 5,
+                floor: 1,
+                ceiling: 4
+            })
+        );
+        assert_eq!(Aimd::new(1, 10).backoff(1.0).check(5), Err(E::Backoff));
+        assert_eq!(Aimd::new(1, 10).backoff(0.4).check(5), Err(E::Backoff));
+        assert_eq!(
+            Aimd::new(1, 10).latency_threshold(Duration::ZERO).check(5),
+            Err(E::ZeroLatencyThreshold)
+        );
     }
 }

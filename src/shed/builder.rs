@@ -250,6 +250,7 @@ impl fmt::Debug for LoadShedBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shed::LimitSettingError;
 
     #[test]
     fn bad_settings_are_refused() {
@@ -287,13 +288,29 @@ mod tests {
             err(LoadShedBuilder::new(1).codel(Codel::new().target(Duration::from_secs(1)))),
             Some(ShedConfigError::Codel)
         );
-        assert!(matches!(
-            err(LoadShedBuilder::new(1).aimd(Aimd::new(2, 4))),
-            Some(ShedConfigError::Aimd(_))
-        ));
+        let refused = err(LoadShedBuilder::new(1).aimd(Aimd::new(2, 4)));
+        assert_eq!(
+            refused,
+            Some(ShedConfigError::Aimd(
+                LimitSettingError::StartOutsideBounds {
+                    initial: 1,
+                    floor: 2,
+                    ceiling: 4
+                }
+            ))
+        );
+        // The setting is the error's source, for reporters that walk it.
+        let refused = refused.expect("refused");
+        let source = std::error::Error::source(&refused).expect("a source");
+        assert_eq!(
+            source.to_string(),
+            "max_in_flight 1 lies outside the floor 2 and the ceiling 4"
+        );
         assert!(matches!(
             err(LoadShedBuilder::new(1).gradient(Gradient::default())),
-            Some(ShedConfigError::Gradient(_))
+            Some(ShedConfigError::Gradient(
+                LimitSettingError::StartOutsideBounds { initial: 1, .. }
+            ))
         ));
     }
 

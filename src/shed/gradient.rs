@@ -55,6 +55,7 @@ use std::time::Duration;
 
 use super::adaptive::check_bounds;
 use super::adaptive::{Latencies, Outcome};
+use super::error::LimitSettingError;
 use crate::clock::nanos_saturating;
 use crate::clock::Nanos;
 use crate::jitter::Jitter;
@@ -300,34 +301,40 @@ impl Gradient {
     }
 
     /// Whether the settings hold together with a starting limit of `initial`.
-    pub(crate) fn check(&self, initial: usize) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, initial: usize) -> Result<(), LimitSettingError> {
         check_bounds(self.min, self.max, initial)?;
         if !(self.tolerance >= 1.0 && self.tolerance.is_finite()) {
-            return Err("the tolerance must be a finite ratio of at least 1");
+            return Err(LimitSettingError::Tolerance);
         }
         if !(self.smoothing > 0.0 && self.smoothing <= 1.0) {
-            return Err("the smoothing must be above 0 and at most 1");
+            return Err(LimitSettingError::Smoothing);
         }
         if self.window.is_zero() {
-            return Err("the window must be above zero");
+            return Err(LimitSettingError::ZeroWindow);
         }
         if self.min_window_samples == 0 {
-            return Err("a window needs at least one sample");
+            return Err(LimitSettingError::ZeroWindowSamples);
         }
         if !(self.percentile > 0.0 && self.percentile <= 100.0) {
-            return Err("the percentile must be above 0 and at most 100");
+            return Err(LimitSettingError::Percentile);
         }
         if self.probe_interval.is_zero() {
-            return Err("the probe interval must be above zero");
+            return Err(LimitSettingError::ZeroProbeInterval);
         }
         if !(0.0..=100.0).contains(&self.probe_jitter) {
-            return Err("the probe jitter must be from 0 to 100 percent");
+            return Err(LimitSettingError::ProbeJitter);
         }
         if self.probe_limit == 0 || self.probe_limit > self.max {
-            return Err("the probe limit must be at least 1 and at most the ceiling");
+            return Err(LimitSettingError::ProbeLimit {
+                limit: self.probe_limit,
+                ceiling: self.max,
+            });
         }
         if self.probe_samples == 0 || self.probe_samples > MAX_PROBE_SAMPLES {
-            return Err("a probe needs from 1 to 10000 samples");
+            return Err(LimitSettingError::ProbeSamples {
+                samples: self.probe_samples,
+                max: MAX_PROBE_SAMPLES,
+            });
         }
         Ok(())
     }
@@ -796,27 +803,58 @@ mod tests {
         assert!(Gradient::default().check(1001).is_err());
         assert!(Gradient::new(0, 10).check(5).is_err());
         assert!(Gradient::new(6, 5).check(5).is_err());
+        use LimitSettingError as E;
         let bad = [
-            Gradient::default().tolerance(0.9),
-            Gradient::default().tolerance(f64::NAN),
-            Gradient::default().tolerance(f64::INFINITY),
-            Gradient::default().smoothing(0.0),
-            Gradient::default().smoothing(1.5),
-            Gradient::default().window(Duration::ZERO),
-            Gradient::default().min_window_samples(0),
-            Gradient::default().percentile(0.0),
-            Gradient::default().percentile(100.5),
-            Gradient::default().percentile(f64::NAN),
-            Gradient::default().probe_interval(Duration::ZERO),
-            Gradient::default().probe_jitter(-1.0),
-            Gradient::default().probe_jitter(101.0),
-            Gradient::default().probe_limit(0),
-            Gradient::new(3, 10).probe_limit(11),
-            Gradient::default().probe_samples(0),
-            Gradient::default().probe_samples(10_001),
+            (Gradient::default().tolerance(0.9), E::Tolerance),
+            (Gradient::default().tolerance(f64::NAN), E::Tolerance),
+            (Gradient::default().tolerance(f64::INFINITY), E::Tolerance),
+            (Gradient::default().smoothing(0.0), E::Smoothing),
+            (Gradient::default().smoothing(1.5), E::Smoothing),
+            (Gradient::default().window(Duration::ZERO), E::ZeroWindow),
+            (
+                Gradient::default().min_window_samples(0),
+                E::ZeroWindowSamples,
+            ),
+            (Gradient::default().percentile(0.0), E::Percentile),
+            (Gradient::default().percentile(100.5), E::Percentile),
+            (Gradient::default().percentile(f64::NAN), E::Percentile),
+            (
+                Gradient::default().probe_interval(Duration::ZERO),
+                E::ZeroProbeInterval,
+            ),
+            (Gradient::default().probe_jitter(-1.0), E::ProbeJitter),
+            (Gradient::default().probe_jitter(101.0), E::ProbeJitter),
+            (
+                Gradient::default().probe_limit(0),
+                E::ProbeLimit {
+                    limit: 0,
+                    ceiling: 1000,
+                },
+            ),
+            (
+                Gradient::new(3, 10).probe_limit(11),
+                E::ProbeLimit {
+                    limit: 11,
+                    ceiling: 10,
+                },
+            ),
+            (
+                Gradient::default().probe_samples(0),
+                E::ProbeSamples {
+                    samples: 0,
+                    max: 10_000,
+                },
+            ),
+            (
+                Gradient::default().probe_samples(10_001),
+                E::ProbeSamples {
+                    samples: 10_001,
+                    max: 10_000,
+                },
+            ),
         ];
-        for gradient in bad {
-            assert!(gradient.check(5).is_err(), "{gradient:?}");
+        for (gradient, refused) in bad {
+            assert_eq!(gradient.check(5), Err(refused), "{gradient:?}");
         }
         let edge = Gradient::new(3, 10)
             .tolerance(1.0)

@@ -129,18 +129,42 @@ pub struct Verdict {
     pub receipt: Option<Receipt>,
 }
 
-/// When a check's charges were taken, on the store's own clock (the memory
-/// store's clock; Redis's `TIME` as nanoseconds since the Unix epoch), and
-/// an identifier the store gave the check (Redis names sorted-set members
-/// with it; 0 for the memory store). Each store reads only its own
-/// receipts: the Redis store marks an answer spent from a local lease by
-/// the top bit of `id`, its `at` then being a local instant.
+/// What a store notes about a check it charged, handed back to it by
+/// [`Store::refund`]: when the charges were taken, on the store's own clock,
+/// and an identifier of the store's choosing.
+///
+/// The layer only carries a receipt from the check to the refund; what the
+/// two numbers mean is the business of the store that made it, and a store
+/// reads only its own. A store of your own puts here what its refund needs.
+///
+/// ```
+/// use tollgate::store::Receipt;
+///
+/// let receipt = Receipt::new(1_000_000_000, 7);
+/// assert_eq!((receipt.at(), receipt.id()), (1_000_000_000, 7));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
-    /// The store's time of the charge.
-    pub at: Nanos,
+    at: Nanos,
+    id: u64,
+}
+
+impl Receipt {
+    /// A receipt for charges taken at `at` on the store's clock, with the
+    /// store's identifier `id` for the check (any value; 0 if unused).
+    pub const fn new(at: Nanos, id: u64) -> Self {
+        Self { at, id }
+    }
+
+    /// When the charges were taken, on the store's clock.
+    pub const fn at(&self) -> Nanos {
+        self.at
+    }
+
     /// The store's identifier of the check.
-    pub id: u64,
+    pub const fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// The future type of a store that always answers at once.

@@ -694,9 +694,9 @@ async fn receipts_come_only_with_admissions_redis_charged() {
     assert!(first.decision.is_allowed());
     let receipt = first.receipt.expect("an admission Redis charged");
     assert!(
-        (before / 1_000..=after / 1_000).contains(&(receipt.at / 1_000)),
+        (before / 1_000..=after / 1_000).contains(&(receipt.at() / 1_000)),
         "the charge's TIME: {} not in [{before}, {after}]",
-        receipt.at
+        receipt.at()
     );
     let looked = peek(&store, &charge).await.expect("peek");
     assert_eq!(
@@ -727,7 +727,7 @@ async fn receipts_come_only_with_admissions_redis_charged() {
         second.receipt.expect("a receipt"),
         third.receipt.expect("a receipt"),
     );
-    assert_ne!(second.id, third.id, "each check has its own number");
+    assert_ne!(second.id(), third.id(), "each check has its own number");
     let refused = check(&store, &charge).await.expect("check");
     assert!(!refused.decision.is_allowed());
     assert!(refused.receipt.is_none(), "a refusal charges nothing");

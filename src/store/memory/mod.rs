@@ -276,7 +276,7 @@ impl<C: Clock> MemoryStore<C> {
         if take && charges.len() == 1 {
             let c = &charges[0];
             let outcome = c.handle.table.acquire(c.key, now, c.cost, &mut permits)?;
-            let receipt = outcome.allowed.then_some(Receipt { at: now, id: 0 });
+            let receipt = outcome.allowed.then_some(Receipt::new(now, 0));
             return Ok(Verdict {
                 decision: Decision::from_outcome(0, outcome),
                 permits,
@@ -347,7 +347,7 @@ impl<C: Clock> MemoryStore<C> {
         Ok(Verdict {
             decision: decision.unwrap_or_else(Decision::unlimited),
             permits,
-            receipt: Some(Receipt { at: now, id: 0 }),
+            receipt: Some(Receipt::new(now, 0)),
         })
     }
 }
@@ -392,7 +392,9 @@ impl<C: Clock> Store for MemoryStore<C> {
     fn refund(&self, charges: &[Charge<'_, MemoryHandle>], receipt: Receipt) {
         let now = self.inner.clock.now();
         for c in charges.iter().rev() {
-            c.handle.table.refund_later(c.key, receipt.at, now, c.cost);
+            c.handle
+                .table
+                .refund_later(c.key, receipt.at(), now, c.cost);
         }
     }
 }

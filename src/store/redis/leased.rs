@@ -176,10 +176,7 @@ fn read_grant(ask: &Ask, figures: &[i64], sent: u64) -> Option<Grant> {
 /// leases ([`LeaseSlots::give_back`]), never to Redis, which counted them
 /// when it granted the lease. `None` when nothing was taken.
 fn leased_receipt(spent_until: Option<Nanos>) -> Option<Receipt> {
-    spent_until.map(|at| Receipt {
-        at,
-        id: LEASED_RECEIPT,
-    })
+    spent_until.map(|at| Receipt::new(at, LEASED_RECEIPT))
 }
 
 fn malformed() -> StoreError {

@@ -993,10 +993,7 @@ impl Inner {
             }
         }
         let receipt = match (decision.is_allowed(), clock) {
-            (true, Some(clock)) => Some(Receipt {
-                at: clock.nanos(),
-                id,
-            }),
+            (true, Some(clock)) => Some(Receipt::new(clock.nanos(), id)),
             _ => None,
         };
         Ok(Verdict {

@@ -31,8 +31,8 @@ impl Inner {
     /// expires: refusals too many, never admissions); at once for units
     /// taken from leases.
     pub(super) fn refund(self: &Arc<Self>, charges: &[Charge<'_, RedisHandle>], receipt: Receipt) {
-        if receipt.id & LEASED_RECEIPT != 0 {
-            self.refund_leased(charges, receipt.at);
+        if receipt.id() & LEASED_RECEIPT != 0 {
+            self.refund_leased(charges, receipt.at());
             return;
         }
         let mut keys = Vec::with_capacity(charges.len());
@@ -42,8 +42,8 @@ impl Inner {
             key::push_tag(&mut tag, charge.key);
             keys.push(key::counter(&self.prefix, &tag, &charge.handle.spec.id));
         }
-        let nonce = self.nonce_of(receipt.id);
-        let clock = RedisTime::from_nanos(receipt.at);
+        let nonce = self.nonce_of(receipt.id());
+        let clock = RedisTime::from_nanos(receipt.at());
         // The parts the check ran: one on one node, or one per slot of a
         // cluster (each under its own nonce).
         let parts = if self.backend.is_cluster() && spread::spans_slots(&keys) {

@@ -221,7 +221,7 @@ impl Inner {
             }
         }
         let receipt = match (take && decision.is_allowed(), earliest) {
-            (true, Some(at)) => Some(Receipt { at: at.nanos(), id }),
+            (true, Some(at)) => Some(Receipt::new(at.nanos(), id)),
             _ => None,
         };
         let mut permits = Permits::none();
