@@ -13,6 +13,35 @@ use crate::quota::Quota;
 /// moves it to `max(TAT, now) + n·T` (T = period / count, rounded up) and is
 /// allowed when that lies at most `burst·T` past `now`. 0 means "never seen",
 /// which reads as a full bucket.
+///
+/// # Delaying instead of refusing
+///
+/// With [`queue`](Gcra::queue), a request beyond the burst is not refused
+/// while at most `queue` requests' worth of the bucket is reserved ahead of
+/// it: it is admitted with a [`delay`](Outcome::delay) (its `retry_after`), the wait until it
+/// conforms, and its place is taken at once (the arrival time advances), so
+/// waiters are ordered and the combined rate is exact. This is nginx's
+/// `limit_req` without `nodelay`: `rate=5r/s burst=10` is `5/second burst 1`
+/// with a queue of 10; `burst=12 delay=8` (the first 8 excess pass at once) is
+/// `5/second burst 9` with a queue of 4. [`max_wait`](Gcra::max_wait) caps
+/// any wait.
+///
+/// ```
+/// use tollgate::algorithm::{Algorithm, Gcra};
+/// use tollgate::quota::Quota;
+///
+/// // nginx `rate=5r/s burst=10`: one at a time, ten waiting.
+/// let quota: Quota = "5/second burst 1".parse().unwrap();
+/// let gcra = Gcra::new(&quota).queue(10);
+/// let state = gcra.new_state();
+/// let now = 1_000_000_000;
+/// let delays: Vec<_> = (0..12).map(|_| gcra.acquire(&state, now, 1)).collect();
+/// assert_eq!(delays[0].delay(), 0); // the first passes at once
+/// assert_eq!(delays[1].delay(), 200_000_000); // then one every 200 ms
+/// assert_eq!(delays[10].delay(), 2_000_000_000); // the tenth waiter
+/// assert!(!delays[11].allowed); // the eleventh is refused
+/// assert_eq!(delays[11].retry_after, 200_000_000);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gcra {
     /// Emission interval T in nanoseconds.
@@ -23,6 +52,13 @@ pub struct Gcra {
     capacity: u64,
     limit: u64,
     burst: u64,
+    /// The longest a request may wait before it conforms: the lesser of
+    /// `queue·T` and `max_wait`; 0 when the limit refuses instead.
+    max_delay: u64,
+    /// Requests' worth of waiting ([`Gcra::queue`]).
+    queue: u64,
+    /// The cap on any wait ([`Gcra::max_wait`]); `u64::MAX` when none.
+    max_wait: u64,
 }
 
 impl Gcra {
@@ -36,7 +72,49 @@ impl Gcra {
             capacity: interval.saturating_mul(burst),
             limit: quota.count(),
             burst,
+            max_delay: 0,
+            queue: 0,
+            max_wait: u64::MAX,
         }
+    }
+
+    /// Delays instead of refusing while at most `waiting` requests of cost
+    /// 1 wait ahead (nginx's `burst`): a request beyond the bucket's burst
+    /// is admitted with a [`delay`](Outcome::delay) of up to `waiting·T`,
+    /// and refused beyond that. 0 (the default) refuses at once.
+    #[must_use]
+    pub fn queue(mut self, waiting: u64) -> Self {
+        self.queue = waiting;
+        self.max_delay = self.delay_bound();
+        self
+    }
+
+    /// Caps any wait at `wait`, whatever the queue allows; a request that
+    /// would wait longer is refused.
+    #[must_use]
+    pub fn max_wait(mut self, wait: std::time::Duration) -> Self {
+        self.max_wait = crate::clock::nanos_saturating(wait);
+        self.max_delay = self.delay_bound();
+        self
+    }
+
+    /// The requests' worth of waiting allowed ([`queue`](Gcra::queue)).
+    pub const fn waiting(&self) -> u64 {
+        self.queue
+    }
+
+    /// The longest wait a request may be given, in nanoseconds.
+    pub const fn max_delay(&self) -> Nanos {
+        self.max_delay
+    }
+
+    /// `min(queue·T, max_wait)`, kept below a quarter of the clock's range
+    /// so that arrival times never overflow.
+    fn delay_bound(&self) -> u64 {
+        self.interval
+            .saturating_mul(self.queue)
+            .min(self.max_wait)
+            .min(u64::MAX / 4)
     }
 
     /// The units available with `room` nanoseconds of capacity left
@@ -63,17 +141,31 @@ impl Gcra {
                 None,
             );
         }
-        // cost <= burst, so cost * interval <= capacity: no overflow.
+        // cost <= burst, so cost * interval <= capacity; and a stored
+        // arrival time is at most a horizon plus max_delay (below a quarter
+        // of the range): no overflow.
         let next = base + cost * self.interval;
         if next <= horizon {
             let (remaining, window) = self.available(horizon - next);
             (Outcome::allow(self.limit, remaining, window), Some(next))
-        } else {
+        } else if next - horizon > self.max_delay {
+            let retry_after = next - horizon - self.max_delay;
             (
-                Outcome::deny(self.limit, available, window, next - horizon),
+                Outcome::deny(self.limit, available, window, retry_after),
                 None,
             )
+        } else {
+            (self.delayed(next - horizon), Some(next))
         }
+    }
+}
+
+impl Gcra {
+    /// A request admitted to pass in `delay` nanoseconds: nothing is left
+    /// then, and the next unit comes one interval later.
+    #[cold]
+    fn delayed(&self, delay: Nanos) -> Outcome {
+        Outcome::allow_after(self.limit, 0, self.interval, delay)
     }
 }
 
@@ -97,7 +189,9 @@ impl Algorithm for Gcra {
         // saturates), so at most the horizon, and a base up to `latest`
         // takes it without overflow.
         let charge = cost.saturating_mul(self.interval);
-        let latest = horizon - charge;
+        // With a queue, a request may reserve up to `max_delay` beyond the
+        // horizon (max_delay < u64::MAX / 4: adding saturates at worst).
+        let latest = horizon.saturating_add(self.max_delay) - charge;
         loop {
             let base = tat.max(now);
             if base > latest {
@@ -105,10 +199,11 @@ impl Algorithm for Gcra {
             }
             let next = base + charge;
             match state.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
+                Ok(_) if next <= horizon => {
                     let (remaining, window) = self.available(horizon - next);
                     return Outcome::allow(self.limit, remaining, window);
                 }
+                Ok(_) => return self.delayed(next - horizon),
                 Err(actual) => tat = actual,
             }
         }
@@ -280,5 +375,154 @@ mod tests {
         assert!(g.peek(&st, S, 1).allowed);
         assert!(g.acquire(&st, S, 1).allowed);
         assert!(!g.peek(&st, S, 1).allowed);
+    }
+
+    /// nginx `rate=5r/s burst=10` on 30 simultaneous requests: 1 at once,
+    /// 10 at 200 ms steps, 19 refused with the wait until a place frees.
+    #[test]
+    fn a_queue_delays_the_burst_in_order_and_refuses_beyond_it() {
+        let g = gcra("5/second burst 1").queue(10);
+        assert_eq!((g.waiting(), g.max_delay()), (10, 2 * S));
+        let st = g.new_state();
+        let outcomes: Vec<Outcome> = (0..30).map(|_| g.acquire(&st, S, 1)).collect();
+        for (i, o) in outcomes.iter().enumerate().take(11) {
+            assert!(o.allowed, "request {i}");
+            assert_eq!(o.delay(), i as u64 * 200_000_000, "request {i}");
+            // The figures at admission: the first leaves nothing (burst 1).
+            assert_eq!((o.remaining, o.window), (0, 200_000_000));
+        }
+        for (i, o) in outcomes.iter().enumerate().skip(11) {
+            assert!(!o.allowed, "request {i}");
+            assert_eq!(o.delay(), 0);
+            assert_eq!(o.retry_after, 200_000_000, "request {i}");
+        }
+        // A client that waits the retry_after is queued, not refused.
+        let later = g.acquire(&st, S + 200_000_000, 1);
+        assert!(later.allowed);
+        assert_eq!(later.delay(), 2 * S);
+        // Without a queue the same limit refuses all but the first.
+        let plain = gcra("5/second burst 1");
+        let st = plain.new_state();
+        assert!(plain.acquire(&st, S, 1).allowed);
+        assert!(!plain.acquire(&st, S, 1).allowed);
+    }
+
+    #[test]
+    fn the_first_excess_pass_at_once_like_nginx_delay() {
+        // nginx burst=12 delay=8: 1 + 8 at once, 4 delayed, then refused.
+        let g = gcra("5/second burst 9").queue(4);
+        let st = g.new_state();
+        let delays: Vec<Option<u64>> = (0..14)
+            .map(|_| {
+                let o = g.acquire(&st, S, 1);
+                o.allowed.then(|| o.delay())
+            })
+            .collect();
+        let step = 200_000_000;
+        let mut expected = vec![Some(0); 9];
+        expected.extend((1..=4).map(|k| Some(k * step)));
+        expected.push(None);
+        assert_eq!(delays, expected);
+    }
+
+    #[test]
+    fn max_wait_caps_the_queue() {
+        let g = gcra("5/second burst 1")
+            .queue(10)
+            .max_wait(Duration::from_millis(500));
+        assert_eq!(g.max_delay(), 500_000_000);
+        let st = g.new_state();
+        let allowed: Vec<u64> = (0..5)
+            .map(|_| g.acquire(&st, S, 1))
+            .filter(|o| o.allowed)
+            .map(|o| o.delay())
+            .collect();
+        assert_eq!(allowed, [0, 200_000_000, 400_000_000]);
+        // The order of the settings does not matter.
+        let h = gcra("5/second burst 1")
+            .max_wait(Duration::from_millis(500))
+            .queue(10);
+        assert_eq!(g, h);
+    }
+
+    #[test]
+    fn peek_answers_the_delay_without_reserving() {
+        let g = gcra("5/second burst 1").queue(2);
+        let st = g.new_state();
+        assert!(g.acquire(&st, S, 1).allowed);
+        let looked = g.peek(&st, S, 1);
+        assert_eq!((looked.allowed, looked.delay()), (true, 200_000_000));
+        let again = g.peek(&st, S, 1);
+        assert_eq!(looked, again);
+    }
+
+    /// Threads racing on one key each get a distinct place: the delays are
+    /// exactly 0, T, 2T, ... and exactly 1 + queue are admitted.
+    #[test]
+    fn concurrent_waiters_get_distinct_places() {
+        let g = gcra("100/second burst 1").queue(50);
+        let st = g.new_state();
+        let mut delays: Vec<u64> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..40)
+                            .filter_map(|_| {
+                                let o = g.acquire(&st, S, 1);
+                                o.allowed.then(|| o.delay())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("worker"))
+                .collect()
+        });
+        delays.sort_unstable();
+        let expected: Vec<u64> = (0..=50).map(|k| k * 10_000_000).collect();
+        assert_eq!(delays, expected);
+    }
+
+    proptest::proptest! {
+        /// Counted at the instant each admitted request passes (arrival +
+        /// delay), no interval of length L holds more than rate·L + burst,
+        /// and no wait exceeds the bound.
+        #[test]
+        fn no_interval_passes_more_than_rate_times_length_plus_burst(
+            burst in 1u64..5,
+            queue in 0u64..8,
+            gaps in proptest::collection::vec(0u64..300_000_000, 1..120),
+            costs in proptest::collection::vec(1u64..3, 120),
+        ) {
+            // 10/second: T = 100 ms.
+            let g = gcra(&format!("10/second burst {burst}")).queue(queue);
+            let st = g.new_state();
+            let mut now = S;
+            let mut passed: Vec<(u64, u64)> = Vec::new();
+            for (gap, cost) in gaps.iter().zip(&costs) {
+                now += gap;
+                let o = g.acquire(&st, now, *cost);
+                if o.allowed {
+                    proptest::prop_assert!(o.delay() <= g.max_delay());
+                    passed.push((now + o.delay(), *cost));
+                }
+            }
+            passed.sort_unstable();
+            let t = 100_000_000u64;
+            for (i, &(start, _)) in passed.iter().enumerate() {
+                let mut units = 0;
+                for &(at, cost) in &passed[i..] {
+                    units += cost;
+                    // The interval [start, at] has length at - start.
+                    let bound = (at - start) / t + burst;
+                    proptest::prop_assert!(
+                        units <= bound,
+                        "{units} units in [{start}, {at}], bound {bound}"
+                    );
+                }
+            }
+        }
     }
 }

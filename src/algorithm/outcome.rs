@@ -25,8 +25,13 @@ pub struct Outcome {
     /// section 4.1.2). 0 for a concurrency limit, whose room comes back when
     /// requests finish, not at a time.
     pub window: Nanos,
-    /// Nanoseconds until a request of the same cost would pass: 0 when
-    /// allowed, [`RETRY_NEVER`] when it never can.
+    /// Nanoseconds until the request would pass. Refused: until a request
+    /// of the same cost would, [`RETRY_NEVER`] when it never can. Allowed:
+    /// 0, unless the limit delays rather than refuses
+    /// ([`Gcra::queue`](super::Gcra::queue)): then the wait before this
+    /// request conforms ([`delay`](Outcome::delay)); its place is reserved
+    /// and it passes at `now + retry_after`, `remaining` and `window` being
+    /// the figures at that instant.
     pub retry_after: Nanos,
 }
 
@@ -41,6 +46,14 @@ impl Outcome {
         }
     }
 
+    /// Allowed, once the request has waited `delay` nanoseconds.
+    pub(crate) fn allow_after(limit: u64, remaining: u64, window: Nanos, delay: Nanos) -> Self {
+        Self {
+            retry_after: delay,
+            ..Self::allow(limit, remaining, window)
+        }
+    }
+
     pub(crate) fn deny(limit: u64, remaining: u64, window: Nanos, retry_after: Nanos) -> Self {
         Self {
             allowed: false,
@@ -48,6 +61,16 @@ impl Outcome {
             remaining,
             window,
             retry_after: retry_after.max(1),
+        }
+    }
+
+    /// The wait before an allowed request passes: 0 unless its limit
+    /// delays rather than refuses; 0 for a refused request.
+    pub const fn delay(&self) -> Nanos {
+        if self.allowed {
+            self.retry_after
+        } else {
+            0
         }
     }
 }
