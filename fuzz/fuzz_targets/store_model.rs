@@ -158,7 +158,7 @@ fuzz_target!(|data: &[u8]| {
                     handles.iter().map(|h| Charge::new(h, &keys[key], cost)).collect();
                 store.refund(&charges, receipt);
                 for m in &mut models {
-                    m.refund(key, receipt.at, now, cost);
+                    m.refund(key, receipt.at(), now, cost);
                 }
             }
             continue;
