@@ -130,9 +130,7 @@ impl Gcra {
         }
         // A delayed admission set the arrival time to exactly the horizon
         // of its charge plus its delay.
-        let reserved = charged_at
-            .saturating_add(self.capacity)
-            .saturating_add(delay);
+        let reserved = self.horizon(charged_at).saturating_add(delay);
         let charge = cost * self.interval;
         state
             .compare_exchange(
@@ -163,6 +161,14 @@ impl Gcra {
             .min(u64::MAX / 4)
     }
 
+    /// The latest arrival time a request at `now` may leave without
+    /// waiting: `now + burst·T` (saturating; a concurrent caller may have
+    /// read a slightly later clock).
+    #[inline(always)]
+    fn horizon(&self, now: Nanos) -> Nanos {
+        now.saturating_add(self.capacity)
+    }
+
     /// The units available with `room` nanoseconds of capacity left
     /// (`now + burst·T - TAT`), and the effective window: the wait, once
     /// they are spent, for the next one, `(r + 1)·T - room` (in `(0, T]`).
@@ -179,7 +185,7 @@ impl Gcra {
     pub fn step(&self, tat: u64, now: Nanos, cost: u64) -> (Outcome, Option<u64>) {
         let base = tat.max(now);
         // A concurrent caller may have read a slightly later clock: saturate.
-        let horizon = now.saturating_add(self.capacity);
+        let horizon = self.horizon(now);
         let (available, window) = self.available(horizon.saturating_sub(base));
         if cost > self.burst {
             return (
@@ -226,7 +232,7 @@ impl Algorithm for Gcra {
     fn acquire(&self, state: &AtomicU64, now: Nanos, cost: u64) -> Outcome {
         // The step, written out so the loop carries two words and the
         // outcome is built once, after the swap.
-        let horizon = now.saturating_add(self.capacity);
+        let horizon = self.horizon(now);
         let mut tat = state.load(Ordering::Acquire);
         if cost > self.burst {
             return self.step(tat, now, cost).0;
