@@ -20,9 +20,17 @@
 //!   request displaces a lower one from a full queue. Under a flood of
 //!   anonymous clients, paying ones keep being served.
 //!
+//! `GET /api/search` (a cheap JSON answer) is shaped rather than refused,
+//! per client IP: 5 requests a second, one at once and up to 10 more
+//! waiting their turn 200 ms apart; beyond that, 429. This is nginx's
+//! `limit_req_zone $binary_remote_addr zone=search:10m rate=5r/s` with
+//! `limit_req zone=search burst=10` (no `nodelay`), written
+//! `5/second burst 1 queue 10`. It has its own layer, outside the tiers.
+//!
 //! ```text
 //! cargo run --example tiered_api --features serde
 //! curl -i localhost:3000/api/hello
+//! curl -i 'localhost:3000/api/search?q=cats'   # try 30 at once: 11 pass, 200 ms apart
 //! curl -i -H 'x-api-key: premium-demo-key' localhost:3000/api/hello
 //! curl -i -X POST -H 'x-api-key: premium-demo-key' localhost:3000/api/generate/image
 //! curl -i -H 'x-api-key: basic-demo-key' localhost:3000/api/quota   # never charged
@@ -58,7 +66,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::extract::Request;
+use axum::extract::{RawQuery, Request};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -88,8 +96,20 @@ pub fn resolve_tier(key: &str) -> Option<&'static str> {
 pub struct Config {
     /// The ceiling per client IP, whatever the tier.
     pub per_ip: String,
+    /// The shaping of `GET /api/search` per client IP (a quota with a
+    /// queue: the excess waits its turn).
+    #[serde(default = "default_search")]
+    pub search: String,
     /// The tiers.
     pub plans: PlansConfig,
+}
+
+/// The shaping of `GET /api/search` when the file names none: nginx
+/// `rate=5r/s burst=10` without `nodelay`.
+pub const SEARCH: &str = "5/second burst 1 queue 10";
+
+fn default_search() -> String {
+    SEARCH.to_owned()
 }
 
 /// The name of the rule of the tiers, for a [`Reloader`].
@@ -108,6 +128,8 @@ pub struct Limits {
     pub tiers: Plans,
     /// The ceiling per client IP.
     pub per_ip: Plans,
+    /// The shaping of `GET /api/search` per client IP.
+    pub search: Plans,
     /// The image generation route.
     pub generate: Generate,
 }
@@ -120,6 +142,7 @@ impl Limits {
         Ok(Self {
             tiers: config.plans.build()?,
             per_ip: Plans::single("per-ip", &config.per_ip)?,
+            search: Plans::single("search", &config.search)?,
             generate: Generate::new()?,
         })
     }
@@ -258,10 +281,18 @@ pub fn app_reloadable<St: Store>(
         .store(store.clone())
         .name(TIERS)
         .key(key.clone())
-        .also(PER_IP, limits.per_ip, client_ip)
+        .also(PER_IP, limits.per_ip, client_ip.clone())
         .headers_on_allowed(true)
         .build_reloadable()
         .expect("two rules of distinct valid names");
+    // Shaped per client IP: requests beyond the burst wait their turn.
+    let search = RateLimitLayer::builder(limits.search)
+        .store(store.clone())
+        .name("search")
+        .key(client_ip.clone())
+        .headers_on_allowed(true)
+        .build()
+        .expect("one rule");
     let generate = limits.generate;
     let per_key = RateLimitLayer::builder(generate.per_key)
         .store(store)
@@ -292,6 +323,7 @@ pub fn app_reloadable<St: Store>(
         .route("/api/hello", get(hello))
         .layer(layer)
         .route("/api/generate/image", generate_route)
+        .route("/api/search", get(search_route).layer(search))
         // Added after the layer: never limited, and never charged.
         .route(
             "/api/quota",
@@ -439,6 +471,15 @@ async fn hello(headers: HeaderMap) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "message": "hello", "tier": tier_of(&headers) }))
 }
 
+/// `GET /api/search`: a cheap answer echoing the query.
+async fn search_route(RawQuery(query): RawQuery) -> Json<serde_json::Value> {
+    let q = query
+        .as_deref()
+        .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("q=")))
+        .unwrap_or("");
+    Json(serde_json::json!({ "query": q, "results": [] }))
+}
+
 /// Pretends to render an image: waits `work`, using no CPU.
 async fn generate_image(headers: HeaderMap, work: Duration) -> Json<serde_json::Value> {
     tokio::time::sleep(work).await;
@@ -476,6 +517,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         limits.per_ip.default_tier().limits()[0]
     );
     println!("POST /api/generate/image: {}", limits.generate);
+    println!(
+        "GET /api/search: {} per client IP (beyond the burst, requests wait their turn; \
+         nginx rate=5r/s burst=10 without nodelay)",
+        limits.search.default_tier().limits()[0]
+    );
     if trusted.is_empty() {
         println!("forwarded headers: ignored (no --trust-proxy)");
     } else {

@@ -7,7 +7,9 @@ use crate::clock::Nanos;
 
 /// The answer to one admission check, over every limit the request charged.
 ///
-/// When allowed, the figures are those of the limit closest to running out
+/// When allowed, the request passes after [`delay`](Decision::delay) (zero
+/// unless a limit with a queue delays it: the longest such wait), and the
+/// figures are those of the limit closest to running out
 /// (the fewest units remaining; of limits tied there, the one with the
 /// longest [`window`](Decision::window), so the plan as a whole has no more
 /// than [`remaining`](Decision::remaining) units until then); when denied,
@@ -40,11 +42,8 @@ impl Decision {
             limit: outcome.limit,
             remaining: outcome.remaining,
             window: outcome.window,
-            retry_after: if outcome.allowed {
-                0
-            } else {
-                outcome.retry_after
-            },
+            // Allowed: the delay (0 unless a queued limit delays it).
+            retry_after: outcome.retry_after,
         }
     }
 
@@ -71,13 +70,35 @@ impl Decision {
             (false, true) => self,
             (false, false) if other.retry_after > self.retry_after => other,
             (false, false) => self,
-            (true, true)
-                if other.remaining < self.remaining
-                    || (other.remaining == self.remaining && other.window > self.window) =>
-            {
-                other
+            (true, true) => {
+                // The request passes when its latest limit lets it.
+                let delay = self.retry_after.max(other.retry_after);
+                let tightest = if other.remaining < self.remaining
+                    || (other.remaining == self.remaining && other.window > self.window)
+                {
+                    other
+                } else {
+                    self
+                };
+                Self {
+                    retry_after: delay,
+                    ..tightest
+                }
             }
-            (true, true) => self,
+        }
+    }
+
+    /// The same allowed decision passing `delay` nanoseconds after the
+    /// check (its charges were taken for then).
+    #[must_use]
+    pub(crate) fn delayed_by(self, delay: Nanos) -> Self {
+        if self.allowed {
+            Self {
+                retry_after: delay,
+                ..self
+            }
+        } else {
+            self
         }
     }
 
@@ -89,9 +110,16 @@ impl Decision {
         Self { policy, ..self }
     }
 
-    /// Whether the request may proceed.
+    /// Whether the request may proceed (now, or after its
+    /// [`delay`](Self::delay)).
     pub fn is_allowed(&self) -> bool {
         self.allowed
+    }
+
+    /// Whether the request may proceed at once: allowed, with no delay.
+    #[inline]
+    pub(crate) fn passes_now(&self) -> bool {
+        self.allowed && self.retry_after == 0
     }
 
     /// Position, in the list of charges, of the limit this decision reports;
@@ -143,6 +171,23 @@ impl Decision {
         }
     }
 
+    /// How long an allowed request waits before it passes: zero unless a
+    /// limit with a [queue](crate::Quota::with_queue) delays it (the longest
+    /// wait over the request's limits); zero when refused.
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.delay_nanos())
+    }
+
+    /// [`delay`](Self::delay) in nanoseconds.
+    #[inline]
+    pub(crate) fn delay_nanos(&self) -> Nanos {
+        if self.allowed {
+            self.retry_after
+        } else {
+            0
+        }
+    }
+
     /// Whether the request was denied because its cost exceeds the limit's
     /// whole capacity, so waiting will not help.
     pub fn is_impossible(&self) -> bool {
@@ -151,7 +196,11 @@ impl Decision {
 
     /// `retry_after` in nanoseconds (0 when allowed).
     pub(crate) fn retry_after_nanos(&self) -> Nanos {
-        self.retry_after
+        if self.allowed {
+            0
+        } else {
+            self.retry_after
+        }
     }
 
     /// `window` in nanoseconds.
@@ -179,5 +228,24 @@ mod tests {
         assert_eq!(d.policy(), 2);
         assert_eq!(d.retry_after(), Some(Duration::from_nanos(80)));
         assert!(!d.is_impossible());
+    }
+
+    #[test]
+    fn merge_keeps_the_longest_delay_and_a_refusal_has_none() {
+        let soon = Outcome::allow_after(5, 0, 200, 200);
+        let later = Outcome::allow_after(10, 3, 100, 600);
+        let at_once = Outcome::allow(10, 1, 100);
+        let d = Decision::from_outcome(0, later)
+            .merge(1, at_once)
+            .merge(2, soon);
+        assert!(d.is_allowed());
+        // The figures are the tightest limit's; the delay is the longest.
+        assert_eq!((d.policy(), d.remaining()), (2, 0));
+        assert_eq!(d.delay(), Duration::from_nanos(600));
+        assert_eq!(d.retry_after(), None);
+        let refused = d.merge(3, Outcome::deny(1, 0, 10, 70));
+        assert_eq!(refused.delay(), Duration::ZERO);
+        assert_eq!(refused.retry_after(), Some(Duration::from_nanos(70)));
+        assert_eq!(Decision::from_outcome(0, at_once).delay(), Duration::ZERO);
     }
 }

@@ -59,6 +59,29 @@ pub enum ConfigError {
         /// The algorithm chosen.
         algorithm: AlgorithmKind,
     },
+    /// A queue (delay mode) on an algorithm that cannot say when a waiting
+    /// request conforms.
+    #[error("policy {policy:?}: a queue applies to gcra only, not {algorithm}")]
+    QueueNeedsGcra {
+        /// The policy.
+        policy: String,
+        /// The algorithm chosen.
+        algorithm: AlgorithmKind,
+    },
+    /// A layer holding a limit that delays also holds a limit that cannot
+    /// count a request at the instant it passes (a window or a concurrency
+    /// limit). Put that limit in a layer of its own: inside the delaying
+    /// layer it sees each request when it passes (and a waiting request
+    /// holds none of its permits), outside it sees it on arrival.
+    #[error("policy {queued:?} delays requests, so this layer may hold only gcra limits; {other:?} is {kind}: give it a layer of its own")]
+    DelayBeside {
+        /// The limit with a queue.
+        queued: String,
+        /// The limit that cannot share its layer.
+        other: String,
+        /// What the other limit is (`fixed_window`, `concurrency`, ...).
+        kind: &'static str,
+    },
     /// A sliding log longer than it may be kept.
     #[error("policy {policy:?}: a sliding log keeps one entry per request; {count} is over the maximum of {max}")]
     SlidingLogTooLarge {

@@ -34,6 +34,14 @@ pub enum LimitKind {
 impl Limit {
     /// A limit named `name` enforcing `quota` with `algorithm` (ignored for
     /// concurrency quotas).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidName`]; [`ConfigError::BurstNeedsGcra`] and
+    /// [`ConfigError::QueueNeedsGcra`] for a burst or a
+    /// [queue](Quota::with_queue) on a window algorithm (only GCRA has a
+    /// burst, and only GCRA can say when a waiting request conforms);
+    /// [`ConfigError::SlidingLogTooLarge`].
     pub fn new(
         name: impl AsRef<str>,
         quota: Quota,
@@ -44,6 +52,12 @@ impl Limit {
         if quota.kind() == QuotaKind::Rate {
             if algorithm != AlgorithmKind::Gcra && quota.burst() != quota.count() {
                 return Err(ConfigError::BurstNeedsGcra {
+                    policy: name.to_owned(),
+                    algorithm,
+                });
+            }
+            if algorithm != AlgorithmKind::Gcra && quota.queue() != 0 {
+                return Err(ConfigError::QueueNeedsGcra {
                     policy: name.to_owned(),
                     algorithm,
                 });
@@ -76,6 +90,12 @@ impl Limit {
     /// The algorithm chosen for a rate quota.
     pub fn algorithm(&self) -> AlgorithmKind {
         self.algorithm
+    }
+
+    /// Whether the limit delays requests beyond its burst rather than
+    /// refusing them (a rate quota with a [queue](Quota::with_queue)).
+    pub fn delays(&self) -> bool {
+        self.quota.queue() != 0
     }
 
     /// What a store must run for this limit.

@@ -468,6 +468,10 @@ fn shipped_config_parses_and_matches_the_file() {
     assert_eq!(per_ip.name(), "per-ip");
     assert_eq!(per_ip.quota().count(), 20);
     assert_eq!(per_ip.quota().burst(), 40);
+    // nginx rate=5r/s burst=10 without nodelay.
+    let search = limits.search.default_tier().limits()[0].quota();
+    assert_eq!((search.count(), search.burst(), search.queue()), (5, 1, 10));
+    assert_eq!(search.to_string(), tiered_api::SEARCH);
 
     assert!(Limits::from_toml(&format!("{DEFAULT_CONFIG}\nsurprise = 1\n")).is_err());
     assert!(Limits::from_toml("per_ip = \"20/second\"").is_err());
@@ -654,4 +658,63 @@ async fn quota_shows_what_is_left_and_charges_nothing() {
     assert!(after.header("retry-after").is_some());
     let unknown = server.get("/api/quota", &[("x-api-key", "nope")]).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+}
+
+/// `GET /api/search` over real HTTP: thirty requests at once from one
+/// client (127.0.0.1). One passes at once, ten wait their turn 200 ms
+/// apart (each no earlier than its slot), nineteen are refused at once with
+/// `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_is_shaped_one_at_once_ten_queued_200_ms_apart_nineteen_refused() {
+    let server = std::sync::Arc::new(start(&[]).await);
+    let begin = Instant::now();
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let server = std::sync::Arc::clone(&server);
+            tokio::spawn(async move {
+                let reply = server.get(&format!("/api/search?q=cat{i}"), &[]).await;
+                (reply, begin.elapsed())
+            })
+        })
+        .collect();
+    let mut passed = Vec::new();
+    let mut refused = Vec::new();
+    for task in tasks {
+        let (reply, at) = task.await.expect("task");
+        match reply.status {
+            StatusCode::OK => passed.push((reply, at)),
+            StatusCode::TOO_MANY_REQUESTS => refused.push((reply, at)),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((passed.len(), refused.len()), (11, 19));
+    for (reply, at) in &refused {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(reply.ratelimit(), ("search".to_owned(), 0));
+        // Refused at once: long before the first waiter's turn.
+        assert!(
+            *at < std::time::Duration::from_millis(190),
+            "refused after {at:?}"
+        );
+    }
+    let mut times: Vec<std::time::Duration> = passed.iter().map(|(_, at)| *at).collect();
+    times.sort_unstable();
+    for (i, at) in times.iter().enumerate() {
+        let slot = std::time::Duration::from_millis(200 * i as u64);
+        // The arrivals spread over a few milliseconds: each passes no earlier
+        // than its slot counted from the first arrival, and not much later.
+        assert!(
+            *at + std::time::Duration::from_millis(30) >= slot,
+            "request {i} answered at {at:?}, before its slot {slot:?}"
+        );
+        assert!(
+            *at < slot + std::time::Duration::from_millis(400),
+            "request {i} answered at {at:?}, long after its slot {slot:?}"
+        );
+    }
+    for (reply, _) in &passed {
+        assert!(reply.json()["query"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("cat")));
+    }
 }

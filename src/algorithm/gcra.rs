@@ -62,11 +62,12 @@ pub struct Gcra {
 }
 
 impl Gcra {
-    /// The GCRA for a rate quota.
+    /// The GCRA for a rate quota, with the quota's
+    /// [queue](Quota::with_queue) and [cap on the wait](Quota::with_max_wait).
     pub fn new(quota: &Quota) -> Self {
         let interval = quota.emission_interval_nanos().max(1);
         let burst = quota.burst().max(1);
-        Self {
+        let gcra = Self {
             interval,
             per_interval: Divisor::new(interval),
             capacity: interval.saturating_mul(burst),
@@ -75,13 +76,19 @@ impl Gcra {
             max_delay: 0,
             queue: 0,
             max_wait: u64::MAX,
+        };
+        let gcra = gcra.queue(quota.queue());
+        match quota.max_wait() {
+            Some(wait) => gcra.max_wait(wait),
+            None => gcra,
         }
     }
 
     /// Delays instead of refusing while at most `waiting` requests of cost
     /// 1 wait ahead (nginx's `burst`): a request beyond the bucket's burst
     /// is admitted with a [`delay`](Outcome::delay) of up to `waiting·T`,
-    /// and refused beyond that. 0 (the default) refuses at once.
+    /// and refused beyond that. 0 (the default, unless the quota has a
+    /// queue) refuses at once.
     #[must_use]
     pub fn queue(mut self, waiting: u64) -> Self {
         self.queue = waiting;

@@ -67,6 +67,8 @@
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
 //! | `tollgate_requests_allowed_total` | counter | `tier` | requests a rate-limit layer let through, within every limit, counted under the tier each of its rules chose: a layer with an [`also`](crate::RateLimitLayerBuilder::also) rule counts a request under both rules' tiers |
+//! | `tollgate_requests_delayed_total` | counter | `tier` | requests a limit with a [queue](crate::Quota::with_queue) admitted to pass later (also counted as allowed) |
+//! | `tollgate_request_delay_seconds` | histogram | `tier` | how long each delayed request was told to wait |
 //! | `tollgate_requests_rejected_total` | counter | `limit`, `tier` | requests refused `429` (or by the layer's own answer), by the limit that refused them and the tier whose limit it is |
 //! | `tollgate_requests_shadow_rejected_total` | counter | `limit`, `tier` | in [shadow mode](crate::RateLimitLayerBuilder::shadow): requests a limit would have refused, let through |
 //! | `tollgate_requests_key_rejected_total` | counter | `reason` | requests refused because no usable key was found: `missing`, `malformed`, `too_long`, `unknown` ([`KeyError`](crate::key::KeyError)) |
@@ -113,6 +115,12 @@ use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 /// `tollgate_requests_allowed_total`: counter, label `tier`.
 pub const REQUESTS_ALLOWED: &str = "tollgate_requests_allowed_total";
+/// `tollgate_requests_delayed_total`: counter, label `tier`: requests a
+/// limit with a queue admitted to pass later (counted as allowed too).
+pub const REQUESTS_DELAYED: &str = "tollgate_requests_delayed_total";
+/// `tollgate_request_delay_seconds`: histogram, label `tier`: how long each
+/// delayed request waits.
+pub const REQUEST_DELAY: &str = "tollgate_request_delay_seconds";
 /// `tollgate_requests_rejected_total`: counter, labels `limit` and `tier`.
 pub const REQUESTS_REJECTED: &str = "tollgate_requests_rejected_total";
 /// `tollgate_requests_shadow_rejected_total`: counter, labels `limit` and `tier`.
@@ -143,6 +151,16 @@ pub fn describe() {
         REQUESTS_ALLOWED,
         Unit::Count,
         "Requests a rate-limit layer let through, by tier."
+    );
+    describe_counter!(
+        REQUESTS_DELAYED,
+        Unit::Count,
+        "Requests a rate limit with a queue admitted to pass later, by tier."
+    );
+    describe_histogram!(
+        REQUEST_DELAY,
+        Unit::Seconds,
+        "How long each delayed request waits for its turn, by tier."
     );
     describe_counter!(
         REQUESTS_REJECTED,

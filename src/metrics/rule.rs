@@ -1,8 +1,12 @@
 //! [`RuleMetrics`]: the counters of one rule, per tier and per limit.
 
-use ::metrics::{counter, Counter};
+use std::time::Duration;
 
-use super::{REQUESTS_ALLOWED, REQUESTS_REJECTED, REQUESTS_SHADOW_REJECTED};
+use ::metrics::{counter, histogram, Counter, Histogram};
+
+use super::{
+    REQUESTS_ALLOWED, REQUESTS_DELAYED, REQUESTS_REJECTED, REQUESTS_SHADOW_REJECTED, REQUEST_DELAY,
+};
 use crate::plan::Plans;
 
 /// Requests let through per tier, and refused (or, in shadow mode, that
@@ -11,6 +15,7 @@ use crate::plan::Plans;
 #[derive(Clone)]
 pub(crate) struct RuleMetrics {
     allowed: Vec<Counter>,
+    delayed: Vec<(Counter, Histogram)>,
     rejected: Vec<Vec<Counter>>,
     shadow_rejected: Vec<Vec<Counter>>,
 }
@@ -42,6 +47,17 @@ impl RuleMetrics {
                 .iter()
                 .map(|tier| counter!(REQUESTS_ALLOWED, "tier" => tier.name().to_owned()))
                 .collect(),
+            delayed: plans
+                .tiers()
+                .iter()
+                .map(|tier| {
+                    let name = tier.name().to_owned();
+                    (
+                        counter!(REQUESTS_DELAYED, "tier" => name.clone()),
+                        histogram!(REQUEST_DELAY, "tier" => name),
+                    )
+                })
+                .collect(),
             rejected: per_limit(REQUESTS_REJECTED),
             shadow_rejected: per_limit(REQUESTS_SHADOW_REJECTED),
         }
@@ -53,6 +69,15 @@ impl RuleMetrics {
     pub(crate) fn allowed(&self, tier: usize) {
         if let Some(counter) = self.allowed.get(tier) {
             counter.increment(1);
+        }
+    }
+
+    /// A request this rule counted under `tier` was admitted to pass after
+    /// `delay` (it is counted among the allowed too).
+    pub(crate) fn delayed(&self, tier: usize, delay: Duration) {
+        if let Some((counter, histogram)) = self.delayed.get(tier) {
+            counter.increment(1);
+            histogram.record(delay.as_secs_f64());
         }
     }
 

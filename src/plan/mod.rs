@@ -22,6 +22,7 @@
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
+pub(crate) mod mix;
 pub(crate) mod mode;
 
 use std::fmt;
@@ -299,7 +300,9 @@ impl PlansBuilder {
                 .position(|t| *t.name == *name)
                 .ok_or(ConfigError::UnknownDefault { tier: name })?,
         };
-        Ok(Plans { tiers, default })
+        let plans = Plans { tiers, default };
+        mix::check_delay_mix([&plans])?;
+        Ok(plans)
     }
 }
 

@@ -99,6 +99,52 @@ pub enum QuotaError {
         /// The concurrency quota's limit.
         max_in_flight: u64,
     },
+    /// A queue was asked for on a concurrency quota: only a rate can say
+    /// when a waiting request may pass.
+    #[error("a queue applies only to rate quotas, not to a concurrency limit of {max_in_flight}")]
+    QueueOnConcurrent {
+        /// The concurrency quota's limit.
+        max_in_flight: u64,
+    },
+    /// The queue is above [`Quota::MAX_QUEUE`](super::Quota::MAX_QUEUE).
+    #[error("queue {queue} is too large (at most {max})")]
+    QueueTooLarge {
+        /// The queue asked for.
+        queue: u64,
+        /// The largest queue accepted.
+        max: u64,
+    },
+    /// `queue * emission_interval_nanos` does not fit in
+    /// [`Quota::MAX_BURST_WINDOW_NANOS`](super::Quota::MAX_BURST_WINDOW_NANOS).
+    #[error(
+        "queue {queue} times the emission interval of {emission_interval_nanos} ns exceeds 2^62 ns"
+    )]
+    QueueWindowTooLong {
+        /// The queue asked for.
+        queue: u64,
+        /// The quota's emission interval in nanoseconds.
+        emission_interval_nanos: u64,
+    },
+    /// A cap on the wait was asked for on a quota with no queue.
+    #[error("wait applies only to a quota with a queue")]
+    WaitWithoutQueue,
+    /// The cap on the wait is shorter than 1 ms or longer than
+    /// [`Quota::MAX_PERIOD`](super::Quota::MAX_PERIOD).
+    #[error("wait {} is out of range ({} to {})", PeriodText(*wait), PeriodText(*min), PeriodText(*max))]
+    WaitOutOfRange {
+        /// The wait asked for.
+        wait: Duration,
+        /// The shortest wait accepted.
+        min: Duration,
+        /// The longest wait accepted.
+        max: Duration,
+    },
+    /// The cap on the wait is not a whole number of milliseconds.
+    #[error("wait {wait:?} is not a whole number of milliseconds")]
+    WaitNotWholeMilliseconds {
+        /// The wait asked for.
+        wait: Duration,
+    },
     /// A [`Quotas`](super::Quotas) list was built from no quota at all.
     #[error("at least one quota is required")]
     NoQuotas,

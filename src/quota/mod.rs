@@ -57,6 +57,8 @@
 //! | `<count> per <unit>` | `10 per second` |
 //! | `<count> per <n> <unit>` | `100 per 15 min` |
 //! | any of the above, then `burst <n>` | `10/second burst 20` |
+//! | a rate, then `queue <n>` (after any burst) | `5/second burst 1 queue 10` |
+//! | a queue, then `wait <n> <unit>` | `5/s burst 1 queue 10 wait 1s` |
 //! | `<n> concurrent` | `2 concurrent` |
 //!
 //! Units: `ms`, `millisecond(s)`; `s`, `sec`, `second(s)`; `m`, `min`,
@@ -69,7 +71,16 @@
 //! [`Display`](std::fmt::Display) writes the canonical form, which parses back
 //! to an equal value: the largest unit dividing the period, singular for one
 //! unit (`1000/day`, `100/5 minutes`, `1/week`), and the burst only when it
-//! differs from the count (`10/second burst 20`).
+//! differs from the count (`10/second burst 20`), then the queue and the
+//! wait when set (`5/second burst 1 queue 10 wait 1 second`).
+//!
+//! # Delaying instead of refusing
+//!
+//! A rate quota with a `queue` delays the requests beyond its burst rather
+//! than refusing them, like nginx's `limit_req` without `nodelay`; see
+//! [`Quota::with_queue`]. nginx's `rate=5r/s burst=10` is
+//! `5/second burst 1 queue 10`: one request passes at once, ten more wait
+//! their turn 200 ms apart, and the rest are refused. `wait` caps any wait.
 //!
 //! # Limits
 //!
@@ -134,6 +145,10 @@ pub struct Quota {
     period_nanos: u64,
     burst: u64,
     kind: QuotaKind,
+    /// Requests' worth of waiting (nginx `burst`); 0 refuses at once.
+    queue: u64,
+    /// The cap on any wait, in milliseconds; 0 for none.
+    max_wait_millis: u64,
 }
 
 impl Quota {
@@ -141,6 +156,8 @@ impl Quota {
     pub const MAX_COUNT: u64 = 1_000_000_000;
     /// The largest burst of a rate quota.
     pub const MAX_BURST: u64 = 1_000_000_000;
+    /// The largest queue of a rate quota ([`with_queue`](Self::with_queue)).
+    pub const MAX_QUEUE: u64 = 1_000_000_000;
     /// The largest limit of a concurrency quota.
     pub const MAX_CONCURRENCY: u64 = 1_000_000;
     /// The shortest period of a rate quota: 1 ms.
@@ -195,6 +212,8 @@ impl Quota {
             period_nanos,
             burst: count,
             kind: QuotaKind::Rate,
+            queue: 0,
+            max_wait_millis: 0,
         };
         quota.check_burst_window(count)?;
         Ok(quota)
@@ -257,6 +276,8 @@ impl Quota {
             period_nanos: 0,
             burst: max_in_flight,
             kind: QuotaKind::Concurrent,
+            queue: 0,
+            max_wait_millis: 0,
         })
     }
 
@@ -287,6 +308,118 @@ impl Quota {
         }
         self.check_burst_window(burst)?;
         Ok(Quota { burst, ..self })
+    }
+
+    /// The same rate quota delaying instead of refusing: a request beyond
+    /// the burst waits until it conforms while at most `waiting` requests
+    /// of cost 1 wait ahead of it, and is refused beyond that. This is
+    /// nginx's `limit_req burst=N` without `nodelay`: `rate=5r/s burst=10`
+    /// is `Quota::per_second(5)?.with_burst(1)?.with_queue(10)?`
+    /// (`"5/second burst 1 queue 10"`), and `burst=12 delay=8` (the first 8
+    /// excess pass at once) is a burst of 9 with a queue of 4. 0 (the
+    /// default) refuses at once, and clears [`with_max_wait`](Self::with_max_wait).
+    ///
+    /// Only GCRA can say when a request will conform, so a
+    /// [`Limit`](crate::Limit) with a queue must use it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::quota::Quota;
+    ///
+    /// let search = Quota::per_second(5)?.with_burst(1)?.with_queue(10)?;
+    /// assert_eq!(search.to_string(), "5/second burst 1 queue 10");
+    /// assert_eq!(search, "5 per second burst 1 queue 10".parse()?);
+    ///
+    /// let capped = search.with_max_wait(Duration::from_secs(1))?;
+    /// assert_eq!(capped.to_string(), "5/second burst 1 queue 10 wait 1 second");
+    /// assert_eq!(capped.max_wait(), Some(Duration::from_secs(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`QuotaError::QueueOnConcurrent`] for a concurrency quota,
+    /// [`QuotaError::QueueTooLarge`] above [`MAX_QUEUE`](Self::MAX_QUEUE), and
+    /// [`QuotaError::QueueWindowTooLong`] when `waiting * emission_interval_nanos`
+    /// exceeds [`MAX_BURST_WINDOW_NANOS`](Self::MAX_BURST_WINDOW_NANOS).
+    pub fn with_queue(self, waiting: u64) -> Result<Quota, QuotaError> {
+        if self.kind == QuotaKind::Concurrent {
+            return Err(QuotaError::QueueOnConcurrent {
+                max_in_flight: self.count,
+            });
+        }
+        if waiting > Self::MAX_QUEUE {
+            return Err(QuotaError::QueueTooLarge {
+                queue: waiting,
+                max: Self::MAX_QUEUE,
+            });
+        }
+        let emission_interval_nanos = self.emission_interval_nanos();
+        match waiting.checked_mul(emission_interval_nanos) {
+            Some(window) if window <= Self::MAX_BURST_WINDOW_NANOS => {}
+            _ => {
+                return Err(QuotaError::QueueWindowTooLong {
+                    queue: waiting,
+                    emission_interval_nanos,
+                })
+            }
+        }
+        let max_wait_millis = if waiting == 0 {
+            0
+        } else {
+            self.max_wait_millis
+        };
+        Ok(Quota {
+            queue: waiting,
+            max_wait_millis,
+            ..self
+        })
+    }
+
+    /// The same queued quota with a cap on any wait: a request that would
+    /// wait longer than `wait` is refused, whatever room the queue has.
+    ///
+    /// # Errors
+    ///
+    /// [`QuotaError::WaitWithoutQueue`] when the quota has no
+    /// [queue](Self::with_queue), [`QuotaError::WaitOutOfRange`] below 1 ms or
+    /// above [`MAX_PERIOD`](Self::MAX_PERIOD), and
+    /// [`QuotaError::WaitNotWholeMilliseconds`].
+    pub fn with_max_wait(self, wait: Duration) -> Result<Quota, QuotaError> {
+        if self.queue == 0 {
+            return Err(QuotaError::WaitWithoutQueue);
+        }
+        if wait < Self::MIN_PERIOD || wait > Self::MAX_PERIOD {
+            return Err(QuotaError::WaitOutOfRange {
+                wait,
+                min: Self::MIN_PERIOD,
+                max: Self::MAX_PERIOD,
+            });
+        }
+        if u64::from(wait.subsec_nanos()) % NANOS_PER_MILLI != 0 {
+            return Err(QuotaError::WaitNotWholeMilliseconds { wait });
+        }
+        // At most 366 days: the milliseconds fit.
+        let max_wait_millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        Ok(Quota {
+            max_wait_millis,
+            ..self
+        })
+    }
+
+    /// Requests' worth of waiting a request beyond the burst may join
+    /// ([`with_queue`](Self::with_queue)); 0 when the quota refuses at once.
+    pub const fn queue(&self) -> u64 {
+        self.queue
+    }
+
+    /// The cap on any wait ([`with_max_wait`](Self::with_max_wait)), if set.
+    pub const fn max_wait(&self) -> Option<Duration> {
+        if self.max_wait_millis == 0 {
+            None
+        } else {
+            Some(Duration::from_millis(self.max_wait_millis))
+        }
     }
 
     fn check_burst_window(&self, burst: u64) -> Result<(), QuotaError> {
@@ -346,6 +479,12 @@ impl fmt::Display for Quota {
                 unit::write_period(f, self.period_nanos / NANOS_PER_MILLI)?;
                 if self.burst != self.count {
                     write!(f, " burst {}", self.burst)?;
+                }
+                if self.queue != 0 {
+                    write!(f, " queue {}", self.queue)?;
+                }
+                if let Some(wait) = self.max_wait() {
+                    write!(f, " wait {}", unit::PeriodText(wait))?;
                 }
                 Ok(())
             }

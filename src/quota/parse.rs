@@ -11,7 +11,9 @@ use super::{Quota, MAX_QUOTA_TEXT_LEN};
 const EXPECTED_AFTER_COUNT: &str = "\"/\", \"per\" or \"concurrent\"";
 const EXPECTED_AFTER_SEPARATOR: &str = "a number or a unit";
 const EXPECTED_UNIT: &str = "a unit";
-const EXPECTED_AFTER_RATE: &str = "\"burst\" or the end of the quota";
+const EXPECTED_AFTER_RATE: &str = "\"burst\", \"queue\" or the end of the quota";
+const EXPECTED_AFTER_BURST: &str = "\"queue\" or the end of the quota";
+const EXPECTED_AFTER_QUEUE: &str = "\"wait\" or the end of the quota";
 const EXPECTED_END: &str = "the end of the quota";
 
 /// Parses text holding exactly one quota.
@@ -221,7 +223,8 @@ fn parse_segment(
         .map_err(|(span, kind)| QuotaParseError::new(input, segment, span, kind))
 }
 
-/// `<count> concurrent` or `<count> (/|per) <period> [burst <n>]`.
+/// `<count> concurrent` or
+/// `<count> (/|per) <period> [burst <n>] [queue <n> [wait <n> <unit>]]`.
 fn quota(lexer: &mut Lexer<'_>, range: Range<usize>) -> Result<Quota, Located> {
     let Some(count_token) = lexer.next_token() else {
         return Err((range, Kind::Empty));
@@ -241,8 +244,8 @@ fn quota(lexer: &mut Lexer<'_>, range: Range<usize>) -> Result<Quota, Located> {
         return Err(lexer.unexpected(separator, EXPECTED_AFTER_COUNT));
     }
 
-    let (period, period_span) = period(lexer)?;
-    let quota = Quota::new(count, period).map_err(|value| {
+    let (length, period_span) = period(lexer)?;
+    let quota = Quota::new(count, length).map_err(|value| {
         let span = match value {
             QuotaError::CountZero | QuotaError::CountTooLarge { .. } => count_token.span(),
             QuotaError::PeriodTooShort { .. }
@@ -253,23 +256,47 @@ fn quota(lexer: &mut Lexer<'_>, range: Range<usize>) -> Result<Quota, Located> {
         (span, Kind::Value(value))
     })?;
 
-    // Optional `burst <n>`.
-    let Some(keyword) = lexer.next_token() else {
-        return Ok(quota);
-    };
-    if !lexer.is_word(keyword, "burst") {
-        return Err(lexer.unexpected(keyword, EXPECTED_AFTER_RATE));
+    // Optional `burst <n>`, `queue <n>`, `wait <n> <unit>`, in this order.
+    let mut quota = quota;
+    let mut expected = EXPECTED_AFTER_RATE;
+    let mut keyword = lexer.next_token();
+    if keyword.is_some_and(|t| lexer.is_word(t, "burst")) {
+        let (burst, span) = keyword_number(lexer)?;
+        quota = quota
+            .with_burst(burst)
+            .map_err(|value| (span, Kind::Value(value)))?;
+        expected = EXPECTED_AFTER_BURST;
+        keyword = lexer.next_token();
     }
-    let Some(burst_token) = lexer.next_token() else {
+    if keyword.is_some_and(|t| lexer.is_word(t, "queue")) {
+        let (queue, span) = keyword_number(lexer)?;
+        quota = quota
+            .with_queue(queue)
+            .map_err(|value| (span, Kind::Value(value)))?;
+        expected = EXPECTED_AFTER_QUEUE;
+        keyword = lexer.next_token();
+        if keyword.is_some_and(|t| lexer.is_word(t, "wait")) {
+            let (wait, span) = period(lexer)?;
+            quota = quota
+                .with_max_wait(wait)
+                .map_err(|value| (span, Kind::Value(value)))?;
+            expected = EXPECTED_END;
+            keyword = lexer.next_token();
+        }
+    }
+    match keyword {
+        None => Ok(quota),
+        Some(token) => Err(lexer.unexpected(token, expected)),
+    }
+}
+
+/// The number after a keyword such as `burst`, and its span.
+fn keyword_number(lexer: &mut Lexer<'_>) -> Result<(u64, Range<usize>), Located> {
+    let Some(token) = lexer.next_token() else {
         let found = String::new();
         return Err((lexer.missing(), Kind::ExpectedNumber { found }));
     };
-    let burst = lexer.number(burst_token)?;
-    let quota = quota
-        .with_burst(burst)
-        .map_err(|value| (burst_token.span(), Kind::Value(value)))?;
-    lexer.expect_end()?;
-    Ok(quota)
+    Ok((lexer.number(token)?, token.span()))
 }
 
 /// `[<n>] <unit>`: the period and its span.

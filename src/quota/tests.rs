@@ -340,6 +340,22 @@ fn canonical_display() {
         ("3/120 min", "3/2 hours"),
         ("1/366 days", "1/366 days"),
         ("10/s burst 10", "10/second"),
+        ("5/s burst 1 queue 10", "5/second burst 1 queue 10"),
+        ("5 per second queue 3", "5/second queue 3"),
+        ("5/s queue 0", "5/second"),
+        (
+            "5/s burst 1 queue 10 wait 2s",
+            "5/second burst 1 queue 10 wait 2 seconds",
+        ),
+        (
+            "5/s queue 10 wait 1500 ms",
+            "5/second queue 10 wait 1500 milliseconds",
+        ),
+        ("5/s queue 10 wait 60 s", "5/second queue 10 wait 1 minute"),
+        (
+            "5/s QUEUE 10 WAIT 1 Second",
+            "5/second queue 10 wait 1 second",
+        ),
     ];
     for (input, canonical) in cases {
         assert_eq!(quota(input).to_string(), canonical, "{input}");
@@ -367,6 +383,15 @@ fn round_trip() {
             for burst in [1, count, 2 * count] {
                 if let Ok(q) = q.with_burst(burst) {
                     all.push(q);
+                    for queue in [1, 10] {
+                        if let Ok(queued) = q.with_queue(queue) {
+                            all.push(queued);
+                            for wait in [1, 1_500, 60_000] {
+                                let wait = Duration::from_millis(wait);
+                                all.extend(queued.with_max_wait(wait));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -483,12 +508,34 @@ fn error_unexpected_token() {
     assert_err("1_000/s", unexpected("_", after_count), 1..2);
     assert_err("10//s", unexpected("/", "a number or a unit"), 3..4);
     assert_err("10/5/s", unexpected("/", "a unit"), 4..5);
-    let after_rate = "\"burst\" or the end of the quota";
+    let after_rate = "\"burst\", \"queue\" or the end of the quota";
     assert_err("10/s 5", unexpected("5", after_rate), 5..6);
     assert_err("10/s; 5/m", unexpected(";", after_rate), 4..5);
     assert_err("10/s per", unexpected("per", after_rate), 5..8);
+    assert_err("10/s wait 1s", unexpected("wait", after_rate), 5..9);
+    let after_burst = "\"queue\" or the end of the quota";
+    assert_err(
+        "10/s burst 5 burst 6",
+        unexpected("burst", after_burst),
+        13..18,
+    );
+    assert_err(
+        "10/s burst 5 wait 1s",
+        unexpected("wait", after_burst),
+        13..17,
+    );
+    let after_queue = "\"wait\" or the end of the quota";
+    assert_err(
+        "10/s queue 5 burst 6",
+        unexpected("burst", after_queue),
+        13..18,
+    );
     let end = "the end of the quota";
-    assert_err("10/s burst 5 burst 6", unexpected("burst", end), 13..18);
+    assert_err(
+        "10/s queue 5 wait 1s queue 2",
+        unexpected("queue", end),
+        21..26,
+    );
     assert_err("2 concurrent burst 3", unexpected("burst", end), 13..18);
     assert_err("2 concurrent/s", unexpected("/", end), 12..13);
 }
@@ -640,5 +687,99 @@ fn error_messages() {
         }
         .to_string(),
         "period 10µs is too short (at least 1 millisecond)"
+    );
+}
+
+// --- delay mode: queue and wait ---
+
+#[test]
+fn queue_and_wait() {
+    let nginx = quota("5/second burst 1 queue 10");
+    assert_eq!(nginx.count(), 5);
+    assert_eq!(nginx.burst(), 1);
+    assert_eq!(nginx.queue(), 10);
+    assert_eq!(nginx.max_wait(), None);
+    let built = rate(5, Duration::from_secs(1))
+        .with_burst(1)
+        .and_then(|q| q.with_queue(10))
+        .expect("valid");
+    assert_eq!(built, nginx);
+    assert_ne!(nginx, quota("5/second burst 1"));
+
+    let capped = quota("5/s burst 1 queue 10 wait 1s");
+    assert_eq!(capped.max_wait(), Some(Duration::from_secs(1)));
+    // A queue of 0 refuses at once and drops the wait with it.
+    let cleared = capped.with_queue(0).expect("valid");
+    assert_eq!((cleared.queue(), cleared.max_wait()), (0, None));
+    assert_eq!(cleared, quota("5/s burst 1"));
+}
+
+#[test]
+fn queue_and_wait_refused_values() {
+    let concurrent = Quota::concurrent(2).expect("valid");
+    assert_eq!(
+        concurrent.with_queue(1),
+        Err(QuotaError::QueueOnConcurrent { max_in_flight: 2 })
+    );
+    let five = rate(5, Duration::from_secs(1));
+    assert_eq!(
+        five.with_queue(Quota::MAX_QUEUE + 1),
+        Err(QuotaError::QueueTooLarge {
+            queue: Quota::MAX_QUEUE + 1,
+            max: Quota::MAX_QUEUE
+        })
+    );
+    let slow = rate(1, Quota::MAX_PERIOD);
+    assert!(matches!(
+        slow.with_queue(Quota::MAX_QUEUE),
+        Err(QuotaError::QueueWindowTooLong { .. })
+    ));
+    assert_eq!(
+        five.with_max_wait(Duration::from_secs(1)),
+        Err(QuotaError::WaitWithoutQueue)
+    );
+    let queued = five.with_queue(3).expect("valid");
+    for wait in [Duration::ZERO, Quota::MAX_PERIOD + Duration::from_millis(1)] {
+        assert!(matches!(
+            queued.with_max_wait(wait),
+            Err(QuotaError::WaitOutOfRange { .. })
+        ));
+    }
+    assert_eq!(
+        queued.with_max_wait(Duration::from_micros(1500)),
+        Err(QuotaError::WaitNotWholeMilliseconds {
+            wait: Duration::from_micros(1500)
+        })
+    );
+    // In text, the span covers the value refused.
+    let value = Kind::Value;
+    assert_err(
+        "2 concurrent queue 1",
+        unexpected("queue", "the end of the quota"),
+        13..18,
+    );
+    assert_err(
+        "5/s queue 2000000000",
+        value(QuotaError::QueueTooLarge {
+            queue: 2_000_000_000,
+            max: Quota::MAX_QUEUE,
+        }),
+        10..20,
+    );
+    assert_err(
+        "5/s queue 2 wait 400 days",
+        value(QuotaError::WaitOutOfRange {
+            wait: Duration::from_secs(400 * 86_400),
+            min: Quota::MIN_PERIOD,
+            max: Quota::MAX_PERIOD,
+        }),
+        17..25,
+    );
+    assert_err(
+        "5/s queue",
+        Kind::ExpectedNumber {
+            found: String::new(),
+        },
+        9..9,
     );
 }

@@ -238,7 +238,10 @@ impl<St: Store> RateLimitLayerBuilder<St> {
     /// A rule name that is not 1 to 64 of `A-Z a-z 0-9 - _ . :`
     /// ([`ConfigError::InvalidName`]), two rules of one name
     /// ([`ConfigError::Duplicate`]), more than [`MAX_RULES`] rules
-    /// ([`ConfigError::TooManyRules`]).
+    /// ([`ConfigError::TooManyRules`]), a limit that delays (a quota with a
+    /// [queue](crate::Quota::with_queue)) beside a window or concurrency
+    /// limit in any rule ([`ConfigError::DelayBeside`]: give that limit a
+    /// layer of its own).
     pub fn build(self) -> Result<RateLimitLayer<St>, ConfigError> {
         self.validate()?;
         Ok(self.assemble(false))
@@ -286,7 +289,7 @@ impl<St: Store> RateLimitLayerBuilder<St> {
                 });
             }
         }
-        Ok(())
+        crate::plan::mix::check_delay_mix(self.rules.iter().map(|rule| &rule.plans))
     }
 
     /// The layer, without checking names (the one-rule layer of

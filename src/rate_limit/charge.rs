@@ -42,15 +42,10 @@ impl<St: Store> Shared<St> {
             if charges.is_empty() {
                 return Err(Conclusion::unchecked());
             }
-            let owned = self.refund.as_ref().map(|_| {
-                let mut owned = Box::new(Owned::new(cost));
-                for ((rule, tier), key) in rules.iter().zip(tiers).zip(keys) {
-                    for handle in rule.handles.get(*tier).into_iter().flatten() {
-                        owned.push(handle.clone(), key.clone().into_owned());
-                    }
-                }
-                owned
-            });
+            let owned = self
+                .refund
+                .as_ref()
+                .map(|_| Owned::of(rules, tiers, keys, cost));
             Ok((self.store.check(charges), tiers.clone(), owned))
         });
         gathered.map_err(|error| self.refuse_key(&error))?

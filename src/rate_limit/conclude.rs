@@ -11,6 +11,7 @@ use crate::decision::Decision;
 use crate::error::StoreError;
 use crate::key::KeyError;
 use crate::plan::mode::Mode;
+use crate::rate_limit::delay::{self, Wait};
 use crate::rate_limit::evaluate::{Conclusion, Skip, Step};
 use crate::rate_limit::locate::{locate, policy_field, Located};
 use crate::rate_limit::refund::{After, Owned, Refund, Ticket};
@@ -18,7 +19,7 @@ use crate::rate_limit::rule::Rule;
 use crate::rate_limit::state::{OnStoreError, Shared};
 use crate::response::answer;
 use crate::response::{RateLimited, Rejection};
-use crate::store::{Permits, Store, Verdict};
+use crate::store::{Permits, Receipt, Store, Verdict};
 
 impl<St: Store> Shared<St> {
     /// Turns the store's answer into what the layer does, or into a
@@ -38,7 +39,7 @@ impl<St: Store> Shared<St> {
         // request down the out-of-line path.
         match result {
             Ok(verdict)
-                if verdict.decision.is_allowed() && !self.headers_on_allowed && owned.is_none() =>
+                if verdict.decision.passes_now() && !self.headers_on_allowed && owned.is_none() =>
             {
                 #[cfg(feature = "metrics")]
                 count_allowed(rules, tiers);
@@ -84,6 +85,10 @@ impl<St: Store> Shared<St> {
             };
             let after = (headers.is_some() || refund.is_some())
                 .then(|| Box::new(After { headers, refund }));
+            let delay = decision.delay_nanos();
+            if delay != 0 {
+                return self.delay(rules, &decision, tiers, skip, verdict.receipt, after);
+            }
             return Step::Done(Conclusion::Admit {
                 permits: verdict.permits,
                 after,
@@ -150,6 +155,45 @@ impl<St: Store> Shared<St> {
             }
         };
         Step::Done(Conclusion::Answer(response))
+    }
+
+    /// An admission to pass after the decision's delay.
+    #[cold]
+    fn delay(
+        &self,
+        rules: &[Rule<St::Handle>],
+        decision: &Decision,
+        tiers: &[usize],
+        skip: Skip,
+        receipt: Option<Receipt>,
+        after: Option<Box<After>>,
+    ) -> Step {
+        if !delay::can_wait() {
+            // No timer to wait on: refuse rather than let it pass early.
+            // Its place stays reserved (always safe for the rate).
+            let error = StoreError::Unavailable(
+                "a limit delays this request, but no Tokio runtime is running to wait on".into(),
+            );
+            tracing::error!(%error, "tollgate delay mode");
+            return Step::Done(Conclusion::Answer(self.answer(&Rejection::Store(&error))));
+        }
+        let policy = locate(rules, decision.policy(), tiers).map(|found| found.limit.name());
+        tracing::debug!(
+            policy,
+            delay_ms = decision.delay().as_millis(),
+            "request delayed"
+        );
+        #[cfg(feature = "metrics")]
+        for (rule, &tier) in rules.iter().zip(tiers) {
+            rule.metrics.delayed(tier, decision.delay());
+        }
+        Step::Delay(Box::new(Wait {
+            delay: decision.delay_nanos(),
+            after,
+            receipt,
+            skip,
+            cancel: None,
+        }))
     }
 
     pub(super) fn refuse_key(&self, error: &KeyError) -> Conclusion {

@@ -9,6 +9,7 @@ use http::{Request, Response};
 
 use crate::key::RequestInfo;
 use crate::rate_limit::charge::Tiers;
+use crate::rate_limit::delay::Wait;
 use crate::rate_limit::refund::{After, Owned};
 use crate::rate_limit::rules::Rules;
 use crate::rate_limit::state::Shared;
@@ -28,6 +29,8 @@ pub(crate) enum Conclusion {
     },
     /// Answer this instead.
     Answer(Response<Bytes>),
+    /// Call the inner service once the wait is over (delay mode).
+    Delay(Box<Wait>),
 }
 
 impl Conclusion {
@@ -57,6 +60,8 @@ pub(crate) struct Pending<St: Store> {
 /// What a store's answer leads to.
 pub(super) enum Step {
     Done(Conclusion),
+    /// Admitted to pass later: [`Shared::hold`] completes the wait.
+    Delay(Box<Wait>),
     /// A rule in shadow mode would refuse: check again without these rules.
     Recheck(Skip),
 }
@@ -76,6 +81,7 @@ impl<St: Store> Shared<St> {
             match checked {
                 Checked::Ready(result) => match self.step(&rules, result, &tiers, skip, owned) {
                     Step::Done(conclusion) => return Evaluation::Done(conclusion),
+                    Step::Delay(wait) => return Evaluation::Done(self.hold(&rules, &info, wait)),
                     Step::Recheck(more) => skip |= more,
                 },
                 Checked::Pending(future) => {
@@ -109,6 +115,9 @@ impl<St: Store> Shared<St> {
             let result = future.await;
             match self.step(&rules, result, &tiers, skip, owned.take()) {
                 Step::Done(conclusion) => return conclusion,
+                Step::Delay(wait) => {
+                    return self.hold(&rules, &RequestInfo::from_parts(request), wait)
+                }
                 Step::Recheck(more) => skip |= more,
             }
             loop {
@@ -122,6 +131,7 @@ impl<St: Store> Shared<St> {
                     Checked::Ready(result) => {
                         match self.step(&rules, result, &tiers, skip, next_owned) {
                             Step::Done(conclusion) => return conclusion,
+                            Step::Delay(wait) => return self.hold(&rules, &info, wait),
                             Step::Recheck(more) => skip |= more,
                         }
                     }
@@ -194,6 +204,10 @@ mod tests {
             headers: Option<HeaderMap>,
         },
         Answer(Response<Bytes>),
+        Delay {
+            delay: u64,
+            cancellable: bool,
+        },
     }
 
     fn evaluate(layer: &RateLimitLayer<TestStore>, request: &Request<()>) -> Seen {
@@ -203,13 +217,17 @@ mod tests {
                 headers: after.and_then(|after| after.headers),
             },
             Evaluation::Done(Conclusion::Answer(response)) => Seen::Answer(response),
+            Evaluation::Done(Conclusion::Delay(wait)) => Seen::Delay {
+                delay: wait.delay,
+                cancellable: wait.cancel.is_some(),
+            },
             Evaluation::Pending(_) => panic!("a memory store answers at once"),
         }
     }
 
     fn status(seen: &Seen) -> StatusCode {
         match seen {
-            Seen::Admit { .. } => StatusCode::OK,
+            Seen::Admit { .. } | Seen::Delay { .. } => StatusCode::OK,
             Seen::Answer(response) => response.status(),
         }
     }
@@ -381,5 +399,47 @@ mod tests {
         assert!(skipped(1 << 31, 31));
         assert!(!skipped(u32::MAX, 32));
         assert!(!skipped(0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_queue_delays_the_excess_in_order_then_refuses() {
+        let clock = ManualClock::new();
+        clock.advance(Duration::from_secs(1));
+        let layer = builder(plans("search", "5/second burst 1 queue 2"), &clock)
+            .build()
+            .expect("layer");
+        let req = request("192.0.2.1:1", None);
+        assert!(matches!(evaluate(&layer, &req), Seen::Admit { .. }));
+        for expected in [200_000_000, 400_000_000] {
+            match evaluate(&layer, &req) {
+                Seen::Delay { delay, cancellable } => {
+                    assert_eq!(delay, expected);
+                    assert!(cancellable, "a waiter can give its place back");
+                }
+                _ => panic!("the excess waits"),
+            }
+        }
+        let Seen::Answer(refused) = evaluate(&layer, &req) else {
+            panic!("beyond the queue: refused");
+        };
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        // Another client is not in this one's queue.
+        let other = request("192.0.2.2:1", None);
+        assert!(matches!(evaluate(&layer, &other), Seen::Admit { .. }));
+    }
+
+    #[test]
+    fn without_a_runtime_to_wait_on_a_delay_is_refused_not_passed() {
+        let clock = ManualClock::new();
+        let layer = builder(plans("search", "5/second burst 1 queue 2"), &clock)
+            .build()
+            .expect("layer");
+        let req = request("192.0.2.1:1", None);
+        assert!(matches!(evaluate(&layer, &req), Seen::Admit { .. }));
+        let Seen::Answer(refused) = evaluate(&layer, &req) else {
+            panic!("no timer: no wait");
+        };
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -14,6 +14,7 @@
 pub(crate) mod builder;
 pub(crate) mod charge;
 pub(crate) mod conclude;
+pub(crate) mod delay;
 pub(crate) mod evaluate;
 pub mod future;
 pub(crate) mod layer;

@@ -15,6 +15,7 @@ use http::{HeaderMap, StatusCode};
 use smallvec::SmallVec;
 
 use crate::key::Key;
+use crate::rate_limit::rule::Rule;
 use crate::store::{Charge, Receipt, Store};
 
 /// Decides from the inner service's answer whether to give the charge back.
@@ -37,6 +38,30 @@ impl<H> Owned<H> {
 
     pub(crate) fn push(&mut self, handle: H, key: Key<'static>) {
         self.charges.push((handle, key));
+    }
+
+    /// The charges of the rules in their `tiers`, with `keys`, owned.
+    pub(crate) fn of(rules: &[Rule<H>], tiers: &[usize], keys: &[Key<'_>], cost: u64) -> Box<Self>
+    where
+        H: Clone,
+    {
+        let mut owned = Box::new(Owned::new(cost));
+        for ((rule, tier), key) in rules.iter().zip(tiers).zip(keys) {
+            for handle in rule.handles.get(*tier).into_iter().flatten() {
+                owned.push(handle.clone(), key.clone().into_owned());
+            }
+        }
+        owned
+    }
+
+    /// The cost of each charge.
+    pub(crate) fn cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// Each charge's limit and key.
+    pub(crate) fn charges(&self) -> impl Iterator<Item = (&H, &Key<'static>)> {
+        self.charges.iter().map(|(handle, key)| (handle, key))
     }
 }
 

@@ -73,6 +73,14 @@ pub enum ReloadError {
         /// The name given twice.
         rule: String,
     },
+    /// The new plans, beside the rules kept, make a layer the builder
+    /// would refuse (a limit that delays beside a window or concurrency
+    /// limit: [`ConfigError::DelayBeside`](crate::ConfigError::DelayBeside)).
+    #[error("{reason}")]
+    Plans {
+        /// Why, as the builder's error says it.
+        reason: String,
+    },
 }
 
 impl<St: Store> Reloader<St> {
@@ -107,8 +115,8 @@ impl<St: Store> Reloader<St> {
     ///
     /// # Errors
     ///
-    /// [`ReloadError::NoSuchRule`] or [`ReloadError::Duplicate`]; then
-    /// nothing is replaced.
+    /// [`ReloadError::NoSuchRule`], [`ReloadError::Duplicate`] or
+    /// [`ReloadError::Plans`]; then nothing is replaced.
     pub fn replace_all<N: AsRef<str>>(
         &self,
         plans: impl IntoIterator<Item = (N, Plans)>,
@@ -135,6 +143,19 @@ impl<St: Store> Reloader<St> {
                 });
             }
             changes.push((position, plans));
+        }
+        // The plans after the swap: a limit that delays may share the layer
+        // only with GCRA limits.
+        let after = current.iter().enumerate().map(|(position, rule)| {
+            changes
+                .iter()
+                .find(|(p, _)| *p == position)
+                .map_or(&rule.plans, |(_, plans)| plans)
+        });
+        if let Err(error) = crate::plan::mix::check_delay_mix(after) {
+            return Err(ReloadError::Plans {
+                reason: error.to_string(),
+            });
         }
         let mut rules = Vec::clone(&current);
         let mut changed = 0;

@@ -10,6 +10,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::rate_limit::delay::wait_then_call;
 use crate::rate_limit::evaluate::{Conclusion, Evaluation};
 use crate::rate_limit::future::{finish, ResponseFuture};
 use crate::rate_limit::state::Shared;
@@ -87,6 +88,12 @@ where
                 ResponseFuture::called(self.inner.call(request), permits, after)
             }
             Evaluation::Done(Conclusion::Answer(response)) => ResponseFuture::answered(response),
+            Evaluation::Done(Conclusion::Delay(wait)) => {
+                // A clone no one made ready: the ready one stays for the
+                // next call, and the waiter holds nothing inside.
+                let inner = self.inner.clone();
+                ResponseFuture::waiting(wait_then_call(inner, request, *wait))
+            }
             Evaluation::Pending(pending) => {
                 // The store answers later: take the service that was made
                 // ready, leave a fresh clone in its place.
@@ -105,6 +112,13 @@ where
                             Ok(finish(response, permits, after))
                         }
                         Conclusion::Answer(response) => Ok(response.map(ResponseBody::answer)),
+                        Conclusion::Delay(wait) => {
+                            // Give back what the ready service holds while
+                            // waiting: a fresh clone is made ready later.
+                            let fresh = inner.clone();
+                            drop(inner);
+                            wait_then_call(fresh, request, *wait).await
+                        }
                     }
                 }))
             }

@@ -40,6 +40,7 @@ pub use memory::{
 pub use permit::{Permit, Permits};
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::clock::Nanos;
 use crate::decision::Decision;
@@ -76,6 +77,19 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// (their permits give the room back). A remote store may finish the
     /// refund after this returns.
     fn refund(&self, charges: &[Charge<'_, Self::Handle>], receipt: Receipt);
+
+    /// Gives back the places a check admitted with a
+    /// [`delay`](Decision::delay) took, for a request that leaves before
+    /// its turn (its client went away): each limit that delayed it gets its
+    /// place back when no later request reserved one after it, and keeps it
+    /// otherwise, so a cancellation never lets more pass than the rate.
+    /// `receipt` and `delay` are the check's.
+    ///
+    /// The default keeps every place: always safe (the rate is never
+    /// exceeded), at the cost of room a departed waiter held.
+    fn cancel(&self, charges: &[Charge<'_, Self::Handle>], receipt: Receipt, delay: Duration) {
+        let _ = (charges, receipt, delay);
+    }
 }
 
 /// One limit to charge for one key.

@@ -8,6 +8,7 @@ mod async_store;
 mod builder;
 mod client;
 mod concurrency;
+mod delay;
 mod draft;
 mod fields;
 mod keys;

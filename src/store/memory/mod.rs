@@ -16,6 +16,7 @@ pub(crate) use self::ip_key::IpKey;
 use self::table::Table;
 use super::coalesce::coalesce;
 use super::{Charge, Checked, Never, Permits, Receipt, Store, Verdict};
+use crate::algorithm::Outcome;
 use crate::clock::{Clock, MonotonicClock, Nanos};
 use crate::decision::Decision;
 use crate::error::StoreError;
@@ -285,9 +286,9 @@ impl<C: Clock> MemoryStore<C> {
         }
         // A counter charged twice is one charge of the summed cost.
         if let Some((kept, positions)) = coalesce(charges, same_counter) {
-            return self.run_many(&kept, Some(&positions), now, permits, take);
+            return self.run_many(&kept, Some(&positions), now, permits, take, RACE_RETRIES);
         }
-        self.run_many(charges, None, now, permits, take)
+        self.run_many(charges, None, now, permits, take, RACE_RETRIES)
     }
 
     /// [`run`](Self::run) for a check of several charges, each counter
@@ -300,14 +301,15 @@ impl<C: Clock> MemoryStore<C> {
         now: Nanos,
         mut permits: Permits,
         take: bool,
+        retries: u32,
     ) -> Result<Verdict, StoreError> {
-        let at = |i: usize| positions.map_or(i, |p| p[i]);
+        let at_position = |i: usize| positions.map_or(i, |p| p[i]);
         // Phase one: look without charging. A request any limit refuses is
         // refused here, and no limit is charged for it.
         let mut decision: Option<Decision> = None;
         for (i, c) in charges.iter().enumerate() {
             let outcome = c.handle.table.peek(c.key, now, c.cost);
-            decision = Some(merge(decision, at(i), outcome));
+            decision = Some(merge(decision, at_position(i), outcome));
         }
         let Some(looked) = decision else {
             return Ok(Verdict {
@@ -323,36 +325,70 @@ impl<C: Clock> MemoryStore<C> {
                 receipt: None,
             });
         }
-        // Phase two: charge each. A concurrent request may have taken the
-        // room in between; then the charges already taken are given back.
+        // Phase two: charge each, every GCRA as of the instant the request
+        // passes (`now`, or later when a queued limit delays it), so each
+        // counts it when it passes. A concurrent request may have taken the
+        // room in between: then the charges already taken are given back,
+        // and a charge that would now wait longer than phase one found is
+        // given back with them and the check runs again.
+        let at = now.saturating_add(looked.delay_nanos());
         let mut decision: Option<Decision> = None;
         for (i, c) in charges.iter().enumerate() {
-            let outcome = match c.handle.table.acquire(c.key, now, c.cost, &mut permits) {
+            let outcome = match c
+                .handle
+                .table
+                .acquire_at(c.key, now, at, c.cost, &mut permits)
+            {
                 Ok(outcome) => outcome,
                 Err(e) => {
-                    undo(&charges[..i], now);
+                    undo(&charges[..i], now, at);
                     return Err(e);
                 }
             };
-            if !outcome.allowed {
-                undo(&charges[..i], now);
+            if !outcome.allowed || outcome.delay() != 0 {
+                let later = outcome.delay();
+                let taken = if later == 0 { i } else { i + 1 };
+                undo(&charges[..taken], now, at);
+                if later != 0 && retries > 0 {
+                    return self.run_many(
+                        charges,
+                        positions,
+                        now,
+                        Permits::none(),
+                        take,
+                        retries - 1,
+                    );
+                }
+                // Refused, or still losing the race after the retries: a
+                // refusal with the wait phase one did not see.
+                let outcome = if later == 0 {
+                    outcome
+                } else {
+                    Outcome::deny(outcome.limit, 0, outcome.window, later)
+                };
                 return Ok(Verdict {
-                    decision: Decision::from_outcome(at(i), outcome),
+                    decision: Decision::from_outcome(at_position(i), outcome),
                     permits: Permits::none(),
                     receipt: None,
                 });
             }
-            decision = Some(merge(decision, at(i), outcome));
+            decision = Some(merge(decision, at_position(i), outcome));
         }
+        let decision = decision.unwrap_or_else(Decision::unlimited);
         Ok(Verdict {
-            decision: decision.unwrap_or_else(Decision::unlimited),
+            // The wait phase one found: every charge passes then.
+            decision: decision.delayed_by(looked.delay_nanos()),
             permits,
             receipt: Some(Receipt::new(now, 0)),
         })
     }
 }
 
-fn merge(decision: Option<Decision>, i: usize, outcome: crate::algorithm::Outcome) -> Decision {
+/// How many times a check of several charges runs again when a concurrent
+/// request took the place a queued limit offered between its two phases.
+const RACE_RETRIES: u32 = 3;
+
+fn merge(decision: Option<Decision>, i: usize, outcome: Outcome) -> Decision {
     match decision {
         None => Decision::from_outcome(i, outcome),
         Some(d) => d.merge(i, outcome),
@@ -364,9 +400,9 @@ fn same_counter(a: &Charge<'_, MemoryHandle>, b: &Charge<'_, MemoryHandle>) -> b
     Arc::ptr_eq(&a.handle.table, &b.handle.table) && a.key == b.key
 }
 
-fn undo(charges: &[Charge<'_, MemoryHandle>], now: Nanos) {
+fn undo(charges: &[Charge<'_, MemoryHandle>], now: Nanos, at: Nanos) {
     for c in charges.iter().rev() {
-        c.handle.table.undo(c.key, now, c.cost);
+        c.handle.table.undo(c.key, now, at, c.cost);
     }
 }
 
@@ -387,6 +423,13 @@ impl<C: Clock> Store for MemoryStore<C> {
 
     fn peek(&self, charges: &[Charge<'_, MemoryHandle>]) -> Checked<Never> {
         Checked::Ready(self.run(charges, false))
+    }
+
+    fn cancel(&self, charges: &[Charge<'_, MemoryHandle>], receipt: Receipt, delay: Duration) {
+        let delay = crate::clock::nanos_saturating(delay);
+        for c in charges.iter().rev() {
+            c.handle.table.cancel(c.key, receipt.at(), delay, c.cost);
+        }
     }
 
     fn refund(&self, charges: &[Charge<'_, MemoryHandle>], receipt: Receipt) {

@@ -80,15 +80,18 @@ impl<A: Algorithm> Keyed<A> {
         known.unwrap_or_else(|| a.peek(&a.new_state(), now, cost))
     }
 
+    /// Charges the key as of `at` (`now`, or later for a request that
+    /// passes later); the key budget reads `now`.
     #[inline(always)]
     fn acquire(
         &self,
         key: &Key<'_>,
         budget: &Budget,
         now: Nanos,
+        at: Nanos,
         cost: u64,
     ) -> Result<Outcome, StoreError> {
-        self.with_state(key, budget, now, |a, s| a.acquire(s, now, cost))
+        self.with_state(key, budget, now, |a, s| a.acquire(s, at, cost))
     }
 
     fn refund(&self, key: &Key<'_>, charged_at: Nanos, cost: u64) {
@@ -130,8 +133,12 @@ impl<A: Algorithm> Keyed<A> {
                 swept.idle += 1;
                 return false;
             }
-            // A limited key is never forgotten: only one with room left.
-            let forget = light > 0 && a.used(state, now) <= light && a.peek(state, now, 1).allowed;
+            // A limited key is never forgotten: only one with room left for
+            // a request that passes at once (a queued one would wait).
+            let forget = light > 0 && a.used(state, now) <= light && {
+                let next = a.peek(state, now, 1);
+                next.allowed && next.delay() == 0
+            };
             swept.light += usize::from(forget);
             !forget
         };
@@ -278,6 +285,7 @@ impl Table {
             LimitKind::Rate(AlgorithmKind::SlidingLog) => {
                 Counters::SlidingLog(Keyed::new(SlidingLog::new(quota)))
             }
+            // With the quota's queue, if any.
             LimitKind::Rate(_) => Counters::Gcra(Keyed::new(Gcra::new(quota))),
             LimitKind::Concurrency => {
                 Counters::Concurrency(InFlightTable::new(Concurrency::new(quota)))
@@ -295,15 +303,50 @@ impl Table {
         cost: u64,
         permits: &mut Permits,
     ) -> Result<Outcome, StoreError> {
+        self.acquire_at(key, now, now, cost, permits)
+    }
+
+    /// [`acquire`](Self::acquire) for a request that passes at `at`: a GCRA
+    /// counts it then; a window or a concurrency limit, which cannot count
+    /// ahead, counts it `now`.
+    #[inline(always)]
+    pub(crate) fn acquire_at(
+        &self,
+        key: &Key<'_>,
+        now: Nanos,
+        at: Nanos,
+        cost: u64,
+        permits: &mut Permits,
+    ) -> Result<Outcome, StoreError> {
         let budget = &*self.budget;
         match &self.counters {
             Counters::Concurrency(table) => table.acquire(key, budget, now, cost, permits),
-            Counters::Gcra(keyed) => keyed.acquire(key, budget, now, cost),
-            Counters::FixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
-            Counters::WideFixedWindow(keyed) => keyed.acquire(key, budget, now, cost),
-            Counters::SlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
-            Counters::PackedSlidingWindow(keyed) => keyed.acquire(key, budget, now, cost),
-            Counters::SlidingLog(keyed) => keyed.acquire(key, budget, now, cost),
+            Counters::Gcra(keyed) => keyed.acquire(key, budget, now, at, cost),
+            Counters::FixedWindow(keyed) => keyed.acquire(key, budget, now, now, cost),
+            Counters::WideFixedWindow(keyed) => keyed.acquire(key, budget, now, now, cost),
+            Counters::SlidingWindow(keyed) => keyed.acquire(key, budget, now, now, cost),
+            Counters::PackedSlidingWindow(keyed) => keyed.acquire(key, budget, now, now, cost),
+            Counters::SlidingLog(keyed) => keyed.acquire(key, budget, now, now, cost),
+        }
+    }
+
+    /// Gives back the place of a request admitted at `charged_at` to pass
+    /// `delay` later, when no later request reserved one after it (see
+    /// [`Gcra::cancel`]); only a GCRA delays.
+    pub(crate) fn cancel(&self, key: &Key<'_>, charged_at: Nanos, delay: Nanos, cost: u64) -> bool {
+        let Counters::Gcra(keyed) = &self.counters else {
+            return false;
+        };
+        let gcra = &keyed.algorithm;
+        match key.repr() {
+            KeyRepr::Ip(ip) => keyed
+                .ips
+                .get(&IpKey::new(*ip))
+                .is_some_and(|s| gcra.cancel(&s, charged_at, delay, cost)),
+            KeyRepr::Bytes(bytes) => keyed
+                .bytes
+                .get(bytes.as_ref())
+                .is_some_and(|s| gcra.cancel(&s, charged_at, delay, cost)),
         }
     }
 
@@ -311,8 +354,6 @@ impl Table {
         each!(&self.counters, keyed => keyed.peek(key, now, cost))
     }
 
-    /// Undoes a charge of a rolled-back check. Concurrency charges are undone
-    /// by dropping their permits instead.
     /// Gives back at `now` what a check took at `charged_at` (a refund
     /// decided after the answer).
     pub(crate) fn refund_later(&self, key: &Key<'_>, charged_at: Nanos, now: Nanos, cost: u64) {
@@ -327,15 +368,18 @@ impl Table {
         }
     }
 
-    pub(crate) fn undo(&self, key: &Key<'_>, charged_at: Nanos, cost: u64) {
+    /// Undoes a charge of a rolled-back check taken `now` for a request
+    /// passing `at` (as [`acquire_at`](Self::acquire_at) took it).
+    /// Concurrency charges are undone by dropping their permits instead.
+    pub(crate) fn undo(&self, key: &Key<'_>, now: Nanos, at: Nanos, cost: u64) {
         match &self.counters {
             Counters::Concurrency(_) => {}
-            Counters::Gcra(keyed) => keyed.refund(key, charged_at, cost),
-            Counters::FixedWindow(keyed) => keyed.refund(key, charged_at, cost),
-            Counters::WideFixedWindow(keyed) => keyed.refund(key, charged_at, cost),
-            Counters::SlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
-            Counters::PackedSlidingWindow(keyed) => keyed.refund(key, charged_at, cost),
-            Counters::SlidingLog(keyed) => keyed.refund(key, charged_at, cost),
+            Counters::Gcra(keyed) => keyed.refund(key, at, cost),
+            Counters::FixedWindow(keyed) => keyed.refund(key, now, cost),
+            Counters::WideFixedWindow(keyed) => keyed.refund(key, now, cost),
+            Counters::SlidingWindow(keyed) => keyed.refund(key, now, cost),
+            Counters::PackedSlidingWindow(keyed) => keyed.refund(key, now, cost),
+            Counters::SlidingLog(keyed) => keyed.refund(key, now, cost),
         }
     }
 
