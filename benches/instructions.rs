@@ -33,7 +33,7 @@ use tower::{Layer, Service};
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 
-const CASES: [&str; 18] = [
+const CASES: [&str; 20] = [
     "none-allow",
     "tollgate-gcra-allow",
     "tollgate-gcra-deny",
@@ -50,6 +50,8 @@ const CASES: [&str; 18] = [
     "governor-allow-1m-keys",
     "tollgate-layer-allow",
     "tollgate-layer-429",
+    "tollgate-gcra-delay-cancel",
+    "tollgate-layer-delay-cancel",
     "tower_governor-allow",
     "tower_governor-429",
 ];
@@ -300,6 +302,44 @@ fn main() {
             true,
             checks,
         ),
+        // A delayed admission, then its cancellation (the waiter leaves), so
+        // every check finds the same queue: the cost of a wait taken and
+        // given back.
+        "tollgate-gcra-delay-cancel" => {
+            let store = MemoryStore::new();
+            let quota: Quota = "1/hour burst 1 queue 2".parse().unwrap();
+            let handle = store.bind(&Limit::new("case", quota, AlgorithmKind::Gcra).unwrap());
+            let key = Key::owned("ak_0123456789abcdef", "case").unwrap();
+            let charge = [Charge::new(&handle, &key, 1)];
+            let _ = store.check(&charge);
+            measured(checks, || {
+                let Checked::Ready(Ok(verdict)) = store.check(&charge) else {
+                    panic!("no answer")
+                };
+                let delay = verdict.decision.delay();
+                assert!(black_box(delay) > std::time::Duration::ZERO);
+                store.cancel(&charge, verdict.receipt.unwrap(), delay);
+            });
+        }
+        // Through the layer: the call, the response future polled once (its
+        // timer registered), then dropped (its place given back).
+        "tollgate-layer-delay-cancel" => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let _entered = runtime.enter();
+            let layer =
+                RateLimitLayer::new(Plans::single("case", "1/hour burst 1 queue 2").unwrap());
+            let mut service = layer.layer(inner());
+            let _ = now(service.call(request()));
+            measured(checks, || {
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(service.poll_ready(&mut cx).is_ready());
+                let mut future = Box::pin(service.call(request()));
+                assert!(black_box(future.as_mut().poll(&mut cx)).is_pending());
+            });
+        }
         "tower_governor-allow" | "tower_governor-429" => {
             let allow = case == "tower_governor-allow";
             let config = if allow {

@@ -142,8 +142,11 @@ where
         cancel,
         ..
     } = wait;
+    // Made before the future: one dropped before it was ever polled gives
+    // its place back too.
+    let holding = Holding(cancel);
     Box::pin(async move {
-        let holding = Holding(cancel);
+        let holding = holding;
         tokio::time::sleep(Duration::from_nanos(delay)).await;
         holding.kept();
         std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;

@@ -294,3 +294,23 @@ fn a_queue_beside_a_window_or_a_concurrency_limit_is_refused_at_build() {
         .build();
     assert!(matches!(window, Err(ConfigError::QueueNeedsGcra { .. })));
 }
+
+/// A waiter dropped before it was ever polled gives its place back too.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_dropped_unpolled_gives_its_place_back() {
+    let log = Log::new();
+    let mut service = search_layer("5/second burst 1 queue 10").layer(log.service());
+    let start = log.start;
+    let peer = "198.51.100.20:1";
+    assert_eq!(send(service.clone(), peer, start).await.status, StatusCode::OK);
+    for _ in 0..3 {
+        std::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .expect("ready");
+        drop(service.call(request(peer)));
+    }
+    // Each left at once: the next one still gets the first waiting place.
+    let next = send(service.clone(), peer, start).await;
+    assert_eq!((next.status, next.at), (StatusCode::OK, 200));
+    assert_eq!(log.calls(), vec![0, 200]);
+}

@@ -216,3 +216,67 @@ async fn two_copies_under_32_http_clients_are_answered_by_redis() {
         slowest.as_secs_f64() * 1e3
     );
 }
+
+/// `GET /api/search` on two copies of the example sharing one Redis: thirty
+/// requests at once from one client, alternating copies, are shaped as one
+/// queue: one passes at once, ten pass 200 ms apart, nineteen are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_shape_one_search_queue() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let server = Server::start();
+    let prefix = crate::support::prefix();
+    let a = start(server.url(), &prefix).await;
+    let b = start(server.url(), &prefix).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let begin = Arc::new(Instant::now());
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let client = client.clone();
+            let begin = Arc::clone(&begin);
+            let addr = if i % 2 == 0 { a } else { b };
+            tokio::spawn(async move {
+                let request = http::Request::builder()
+                    .uri(format!("http://{addr}/api/search?q={i}"))
+                    .body(Empty::new())
+                    .expect("request");
+                let response = client.request(request).await.expect("response");
+                let status = response.status().as_u16();
+                let retry = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let _ = response.into_body().collect().await;
+                (status, retry, begin.elapsed())
+            })
+        })
+        .collect();
+    let mut passed = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (status, retry, at) = task.await.expect("task");
+        match status {
+            200 => passed.push(at),
+            429 => {
+                assert_eq!(retry.as_deref(), Some("1"));
+                refused += 1;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    assert_eq!((passed.len(), refused), (11, 19));
+    passed.sort_unstable();
+    for (i, at) in passed.iter().enumerate() {
+        let slot = Duration::from_millis(200 * i as u64);
+        assert!(
+            *at + Duration::from_millis(40) >= slot,
+            "{i} passed at {at:?}, before {slot:?}"
+        );
+        assert!(
+            *at < slot + Duration::from_millis(500),
+            "{i} passed at {at:?}, after {slot:?}"
+        );
+    }
+}

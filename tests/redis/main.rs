@@ -14,6 +14,7 @@ mod atomicity;
 mod breaker;
 mod chaos;
 mod cluster;
+mod delay;
 mod example;
 mod failures;
 mod fallback;

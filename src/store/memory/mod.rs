@@ -306,18 +306,31 @@ impl<C: Clock> MemoryStore<C> {
         let at_position = |i: usize| positions.map_or(i, |p| p[i]);
         // Phase one: look without charging. A request any limit refuses is
         // refused here, and no limit is charged for it.
-        let mut decision: Option<Decision> = None;
-        for (i, c) in charges.iter().enumerate() {
-            let outcome = c.handle.table.peek(c.key, now, c.cost);
-            decision = Some(merge(decision, at_position(i), outcome));
-        }
-        let Some(looked) = decision else {
+        let look = |at: Nanos| {
+            let mut decision: Option<Decision> = None;
+            let mut wait: Nanos = 0;
+            for (i, c) in charges.iter().enumerate() {
+                let outcome = c.handle.table.peek_at(c.key, now, at, c.cost);
+                wait = wait.max(outcome.delay());
+                decision = Some(merge(decision, at_position(i), outcome));
+            }
+            (decision, wait)
+        };
+        let (decision, wait) = look(now);
+        let Some(mut looked) = decision else {
             return Ok(Verdict {
                 decision: Decision::unlimited(),
                 permits,
                 receipt: None,
             });
         };
+        if wait != 0 {
+            // A queued limit makes the request wait: it passes then only if
+            // every limit admits it at that instant, without a further wait.
+            let at = now.saturating_add(wait);
+            let (again, _) = look(at);
+            looked = again.map_or(looked, |d| d.delayed_by(wait));
+        }
         if !take || !looked.is_allowed() {
             return Ok(Verdict {
                 decision: looked,

@@ -12,7 +12,7 @@ use super::ip_key::IpKey;
 use crate::algorithm::AlgorithmKind;
 use crate::algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, Outcome, PackedSlidingWindow, SlidingLog,
-    SlidingWindow, WideFixedWindow,
+    SlidingWindow, WideFixedWindow, RETRY_NEVER,
 };
 use crate::clock::Nanos;
 use crate::error::StoreError;
@@ -352,6 +352,31 @@ impl Table {
 
     pub(crate) fn peek(&self, key: &Key<'_>, now: Nanos, cost: u64) -> Outcome {
         each!(&self.counters, keyed => keyed.peek(key, now, cost))
+    }
+
+    /// [`peek`](Self::peek) for a request that would pass at `at`, answered
+    /// from `now`: a GCRA looks at `at` (a wait it would add there, or its
+    /// refusal's wait, is counted from `now`, and a wait beyond `at` is a
+    /// refusal: the request passes at `at` or not at all); a window or a
+    /// concurrency limit looks `now`.
+    pub(crate) fn peek_at(&self, key: &Key<'_>, now: Nanos, at: Nanos, cost: u64) -> Outcome {
+        let Counters::Gcra(keyed) = &self.counters else {
+            return self.peek(key, now, cost);
+        };
+        let outcome = keyed.peek(key, at, cost);
+        let ahead = at.saturating_sub(now);
+        if ahead == 0 {
+            return outcome;
+        }
+        if outcome.allowed && outcome.delay() == 0 {
+            return outcome;
+        }
+        let retry = if !outcome.allowed && outcome.retry_after == RETRY_NEVER {
+            RETRY_NEVER
+        } else {
+            outcome.retry_after.saturating_add(ahead)
+        };
+        Outcome::deny(outcome.limit, outcome.remaining, outcome.window, retry)
     }
 
     /// Gives back at `now` what a check took at `charged_at` (a refund

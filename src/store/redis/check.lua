@@ -10,6 +10,7 @@
 -- ARGV[2]  a nonce unique to this check (names sorted-set members)
 -- ARGV[3 + 6 (i - 1) ...]  charge i: algorithm, cost, then four parameters
 --   g  GCRA            emission interval T (ns), capacity burst*T (ns), limit, burst
+--   q  GCRA, queued    emission interval T (ns), limit, burst, max_delay (ns)
 --   f  fixed window    period (ms), limit
 --   s  sliding window  period (ms), limit
 --   l  sliding log     period (ms), limit
@@ -17,7 +18,17 @@
 --
 -- Answers {all_allowed, then per charge: allowed, limit, remaining, window_ns,
 -- retry_after_ns} with retry_after -1 for "never" (cost above capacity);
--- in mode "2", then the seconds and microseconds of the TIME it used.
+-- in mode "2", then the seconds and microseconds of the TIME it used. An
+-- allowed charge's retry_after is the wait before the request passes (0
+-- unless a queued GCRA delays it; then every allowed charge answers the
+-- check's wait).
+--
+-- Delay: when a queued GCRA asks a wait D (the longest asked), the check
+-- runs again with every GCRA looked at and charged for now + D, the instant
+-- the request passes (each counts it then), and passes only if every limit
+-- admits it then without a further wait; windows and concurrency count it
+-- now (the layer never combines them with a queue). The memory store
+-- follows the same rule.
 --
 -- Phase one computes every outcome from the stored state without writing
 -- (a later charge on the same counter sees the earlier ones of this check);
@@ -55,11 +66,13 @@ local function add_pending(key, cost)
   pending[key] = (pending[key] or 0) + cost
 end
 
-local function gcra(key, cost, interval, capacity, limit, burst)
+-- A GCRA charge for a request passing `shift` ns from now (0, or the
+-- check's wait), queueing up to `max_delay` ns beyond the capacity.
+local function gcra(key, cost, interval, capacity, limit, burst, max_delay, shift)
   local off = tats[key]
   if off == nil then
     local v = redis.call('GET', key)
-    off = v and offset(v) or 0
+    off = (v and offset(v) or 0) - shift
   end
   local base = math.max(off, 0)
   local available = 0
@@ -71,15 +84,18 @@ local function gcra(key, cost, interval, capacity, limit, burst)
     return {0, limit, available, window, NEVER}
   end
   local nxt = base + cost * interval
-  if nxt <= capacity then
+  if nxt <= capacity + max_delay then
     tats[key] = nxt
     later(function()
-      redis.call('SET', key, stamp(nxt), 'PX', ttl(nxt))
+      redis.call('SET', key, stamp(nxt + shift), 'PX', ttl(nxt + shift))
     end)
-    local remaining = fdiv(capacity - nxt, interval)
-    return {1, limit, remaining, gcra_window(remaining, capacity - nxt, interval), 0}
+    if nxt <= capacity then
+      local remaining = fdiv(capacity - nxt, interval)
+      return {1, limit, remaining, gcra_window(remaining, capacity - nxt, interval), 0}
+    end
+    return {1, limit, 0, interval, nxt - capacity}
   end
-  return {0, limit, available, window, math.max(nxt - capacity, 1)}
+  return {0, limit, available, window, math.max(nxt - capacity - max_delay, 1)}
 end
 
 local function fixed(key, cost, period, limit)
@@ -245,36 +261,77 @@ local function concurrency(key, i, cost, limit, slot_ttl, hint)
   return {0, limit, remaining, hint, hint}
 end
 
-local out = {1}
-local all = true
-for i = 1, #KEYS do
-  local at = 3 + 6 * (i - 1)
-  local algorithm = ARGV[at]
-  local cost = tonumber(ARGV[at + 1])
-  local a = tonumber(ARGV[at + 2])
-  local b = tonumber(ARGV[at + 3])
-  local c = tonumber(ARGV[at + 4])
-  local d = tonumber(ARGV[at + 5])
-  local key = KEYS[i]
-  local o
-  if algorithm == 'g' then
-    o = gcra(key, cost, a, b, c, d)
-  elseif algorithm == 'f' then
-    o = fixed(key, cost, a, b)
-  elseif algorithm == 's' then
-    o = sliding(key, cost, a, b)
-  elseif algorithm == 'l' then
-    o = log(key, i, cost, a, b)
-  elseif algorithm == 'c' then
-    o = concurrency(key, i, cost, a, b, c)
-  else
-    return redis.error_reply('tollgate: unknown algorithm ' .. tostring(algorithm))
+-- One pass over the charges, every GCRA charged for now + `shift`: the
+-- answer, whether all are allowed, and the longest wait asked.
+local function run(shift)
+  tats = {}
+  pending = {}
+  writes = {}
+  local answer = {1}
+  local every = true
+  local wait = 0
+  for i = 1, #KEYS do
+    local at = 3 + 6 * (i - 1)
+    local algorithm = ARGV[at]
+    local cost = tonumber(ARGV[at + 1])
+    local a = tonumber(ARGV[at + 2])
+    local b = tonumber(ARGV[at + 3])
+    local c = tonumber(ARGV[at + 4])
+    local d = tonumber(ARGV[at + 5])
+    local key = KEYS[i]
+    local o
+    if algorithm == 'g' or algorithm == 'q' then
+      if algorithm == 'g' then
+        o = gcra(key, cost, a, b, c, d, 0, shift)
+      else
+        o = gcra(key, cost, a, c * a, b, c, d, shift)
+      end
+      if shift > 0 then
+        -- Answered from now: the request passes at now + shift or not at
+        -- all, so a further wait there is a refusal.
+        if o[1] == 1 and o[5] > 0 then
+          o = {0, o[2], o[3], o[4], o[5] + shift}
+        elseif o[1] == 0 and o[5] ~= NEVER then
+          o[5] = o[5] + shift
+        end
+      end
+    elseif algorithm == 'f' then
+      o = fixed(key, cost, a, b)
+    elseif algorithm == 's' then
+      o = sliding(key, cost, a, b)
+    elseif algorithm == 'l' then
+      o = log(key, i, cost, a, b)
+    elseif algorithm == 'c' then
+      o = concurrency(key, i, cost, a, b, c)
+    else
+      return nil, algorithm
+    end
+    if o[1] == 0 then
+      every = false
+    elseif o[5] > wait then
+      wait = o[5]
+    end
+    for j = 1, 5 do
+      answer[#answer + 1] = o[j]
+    end
   end
-  if o[1] == 0 then
-    all = false
-  end
-  for j = 1, 5 do
-    out[#out + 1] = o[j]
+  return answer, every, wait
+end
+
+local out, all, wait = run(0)
+if out == nil then
+  return redis.error_reply('tollgate: unknown algorithm ' .. tostring(all))
+end
+if wait > 0 then
+  -- A queued GCRA makes the request wait: it passes then only if every
+  -- limit admits it at that instant without a further wait, each GCRA
+  -- charged for it; each allowed charge answers that wait.
+  out, all = run(wait)
+  for i = 1, #KEYS do
+    local at = 1 + 5 * (i - 1)
+    if out[at + 1] == 1 then
+      out[at + 5] = wait
+    end
   end
 end
 

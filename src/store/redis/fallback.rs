@@ -141,19 +141,36 @@ fn part(n: u64, instances: u32) -> u64 {
     (n / u64::from(instances.max(1))).max(1)
 }
 
-/// This instance's share of `limit`: count and burst (or the most in
-/// flight) divided by `instances`, rounded down but at least 1; the same
-/// name, period and algorithm.
+/// `shared` with its share of `quota`'s queue (divided as the count, at
+/// least 1) and the same cap on the wait; without them if they no longer
+/// fit (the limit then refuses its excess rather than delaying it).
+fn queue_share(shared: Quota, quota: &Quota, instances: u32) -> Quota {
+    if quota.queue() == 0 {
+        return shared;
+    }
+    let queued = shared.with_queue(part(quota.queue(), instances));
+    let capped = queued.and_then(|q| match quota.max_wait() {
+        Some(wait) => q.with_max_wait(wait),
+        None => Ok(q),
+    });
+    capped.unwrap_or(shared)
+}
+
+/// This instance's share of `limit`: count, burst and queue (or the most
+/// in flight) divided by `instances`, rounded down but at least 1; the
+/// same name, period, algorithm and cap on the wait.
 pub(super) fn share(limit: &Limit, instances: u32) -> Limit {
     let quota = limit.quota();
     let shared = match quota.kind() {
         QuotaKind::Concurrent => Quota::concurrent(part(quota.count(), instances)),
         QuotaKind::Rate => {
-            Quota::new(part(quota.count(), instances), quota.period()).and_then(|q| {
-                // A burst window that no longer fits (rounding of the
-                // longer emission interval) keeps the count as burst.
-                q.with_burst(part(quota.burst(), instances)).or(Ok(q))
-            })
+            Quota::new(part(quota.count(), instances), quota.period())
+                .and_then(|q| {
+                    // A burst window that no longer fits (rounding of the
+                    // longer emission interval) keeps the count as burst.
+                    q.with_burst(part(quota.burst(), instances)).or(Ok(q))
+                })
+                .map(|q| queue_share(q, quota, instances))
         }
     };
     // A smaller count than a valid limit's is valid under the same rules
@@ -172,6 +189,19 @@ mod tests {
 
     fn limit(quota: &str, kind: AlgorithmKind) -> Limit {
         Limit::new("p", quota.parse().expect("quota"), kind).expect("limit")
+    }
+
+    #[test]
+    fn share_divides_the_queue_and_keeps_the_wait() {
+        let s = share(
+            &limit("10/second burst 2 queue 9 wait 1s", AlgorithmKind::Gcra),
+            2,
+        );
+        let q = s.quota();
+        assert_eq!((q.count(), q.burst(), q.queue()), (5, 1, 4));
+        assert_eq!(q.max_wait(), Some(std::time::Duration::from_secs(1)));
+        let one = share(&limit("10/second queue 1", AlgorithmKind::Gcra), 4);
+        assert_eq!(one.quota().queue(), 1);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::scripts::{CONCURRENCY, FIXED_WINDOW, GCRA, SLIDING_LOG, SLIDING_WINDOW};
-use crate::algorithm::{AlgorithmKind, Concurrency, SLIDING_LOG_MAX};
+use super::scripts::{CONCURRENCY, FIXED_WINDOW, GCRA, QUEUED_GCRA, SLIDING_LOG, SLIDING_WINDOW};
+use crate::algorithm::{AlgorithmKind, Concurrency, Gcra, SLIDING_LOG_MAX};
 use crate::limit::{Limit, LimitKind};
 use crate::store::MemoryHandle;
 
@@ -60,6 +60,16 @@ impl RedisHandle {
                 SLIDING_LOG,
                 [period_ms.max(1), count.min(SLIDING_LOG_MAX), 0, 0],
             ),
+            // A queue: the same state as a GCRA's, and the longest wait.
+            LimitKind::Rate(_) if limit.delays() => {
+                let interval = quota.emission_interval_nanos().max(1);
+                let max_delay = Gcra::new(quota).max_delay();
+                (
+                    "gcra",
+                    QUEUED_GCRA,
+                    [interval, count, quota.burst().max(1), max_delay],
+                )
+            }
             LimitKind::Rate(_) => {
                 let interval = quota.emission_interval_nanos().max(1);
                 let burst = quota.burst().max(1);

@@ -17,6 +17,7 @@
 --   g  the TAT goes back by cost * T less the time since the charge (time
 --      may already have absorbed that much of it); not at all past that.
 --      An earlier time gives back less.
+--   q  as g (a queued GCRA: the same state)
 --   f, s  the count of the window the time falls in goes down by the cost
 --      (nothing when that window's key is gone). An earlier time may name
 --      an earlier window than the charge's: for f a past window no check
@@ -40,7 +41,7 @@ for i = 1, #KEYS do
   local cost = tonumber(ARGV[at + 1])
   local a = tonumber(ARGV[at + 2])
   local key = KEYS[i]
-  if algorithm == 'g' then
+  if algorithm == 'g' or algorithm == 'q' then
     local give = cost * a - elapsed
     local v = redis.call('GET', key)
     if give > 0 and v then

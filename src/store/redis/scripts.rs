@@ -17,6 +17,8 @@ use super::reply::RedisTime;
 use crate::error::StoreError;
 
 pub(super) const GCRA: &str = "g";
+/// A GCRA with a queue (delay mode).
+pub(super) const QUEUED_GCRA: &str = "q";
 pub(super) const FIXED_WINDOW: &str = "f";
 pub(super) const SLIDING_WINDOW: &str = "s";
 pub(super) const SLIDING_LOG: &str = "l";
@@ -38,6 +40,15 @@ static GCRA_ONE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("prelude.lua"),
         include_str!("deadline.lua"),
         include_str!("gcra.lua"),
+        include_str!("answer.lua")
+    ))
+});
+/// One queued GCRA charge (delay mode), as [`GCRA_ONE`].
+static QUEUED_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("deadline.lua"),
+        include_str!("queued.lua"),
         include_str!("answer.lua")
     ))
 });
@@ -75,6 +86,8 @@ struct Lean {
 
 /// GCRA: mode, cost, interval, capacity, burst.
 const GCRA_SENT: [usize; 5] = [0, 3, 4, 5, 7];
+/// Queued GCRA: mode, cost, interval, burst, max_delay.
+const QUEUED_SENT: [usize; 5] = [0, 3, 4, 6, 7];
 /// Fixed and sliding windows: mode, cost, period, limit.
 const WINDOW_SENT: [usize; 4] = [0, 3, 4, 5];
 
@@ -86,6 +99,7 @@ fn lean(args: &[String]) -> Option<Lean> {
     };
     let (script, sent, limit): (&'static Script, &'static [usize], usize) = match code.as_str() {
         GCRA => (&GCRA_ONE, &GCRA_SENT, 6),
+        QUEUED_GCRA => (&QUEUED_ONE, &QUEUED_SENT, 5),
         FIXED_WINDOW => (&FIXED_ONE, &WINDOW_SENT, 5),
         SLIDING_WINDOW => (&SLIDING_ONE, &WINDOW_SENT, 5),
         _ => return None,

@@ -1,0 +1,124 @@
+//! Delay mode on a real `redis-server`: the script answers when a request
+//! may pass from Redis's `TIME`, so the waiters of two stores (two
+//! instances) are ordered on one timeline; a check of several GCRA limits
+//! charges each for the instant the request passes, as the memory store.
+
+use std::time::Duration;
+
+use tollgate::algorithm::AlgorithmKind;
+use tollgate::clock::ManualClock;
+use tollgate::store::{Charge, MemoryStore, Store};
+
+use crate::support::{check, key, rate, Server};
+
+const MS: u64 = 1_000_000;
+
+/// `actual` within `slack_ms` of `expected_ms` (Redis's clock moves between
+/// calls by the time they take).
+fn near(actual: Duration, expected_ms: u64, slack_ms: u64) -> bool {
+    let actual = u64::try_from(actual.as_nanos()).unwrap_or(u64::MAX);
+    actual + slack_ms * MS >= expected_ms * MS && actual <= (expected_ms + slack_ms) * MS
+}
+
+/// Two stores (two instances) on one Redis, one key: one request passes at
+/// once, the next ten wait 200 ms apart whichever store admits them, the
+/// rest are refused with the wait until a place frees.
+#[tokio::test]
+async fn two_instances_queue_one_client_on_one_timeline() {
+    let server = Server::start();
+    let prefix = crate::support::prefix();
+    let limit = rate("search", "5/second burst 1 queue 10", AlgorithmKind::Gcra);
+    let stores = [
+        server.store_with(&prefix, Duration::from_secs(2)),
+        server.store_with(&prefix, Duration::from_secs(2)),
+    ];
+    let handles = [stores[0].bind(&limit), stores[1].bind(&limit)];
+    let client = key("203.0.113.7");
+    let start = std::time::Instant::now();
+    let mut delays = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..30 {
+        let (store, handle) = (&stores[i % 2], &handles[i % 2]);
+        let verdict = check(store, &[Charge::new(handle, &client, 1)])
+            .await
+            .expect("answered");
+        let since = start.elapsed();
+        let decision = verdict.decision;
+        if decision.is_allowed() {
+            // When it passes, on the test's clock: arrival + wait.
+            delays.push(since + decision.delay());
+        } else {
+            refused.push(decision.retry_after().expect("a wait"));
+        }
+    }
+    assert_eq!((delays.len(), refused.len()), (11, 19));
+    // The instants of passing are 200 ms apart, whichever instance asked
+    // (slack for the calls' own time on this machine).
+    let first = delays[0];
+    for (i, at) in delays.iter().enumerate() {
+        let offset = at.saturating_sub(first);
+        assert!(
+            near(offset, 200 * i as u64, 25),
+            "waiter {i} passes {offset:?} after the first"
+        );
+    }
+    for retry in &refused {
+        assert!(
+            *retry <= Duration::from_millis(200),
+            "refused with {retry:?}"
+        );
+        assert!(*retry > Duration::ZERO);
+    }
+}
+
+/// A check of a queued limit and a plain GCRA on another key: the same
+/// admissions and waits as the memory store (the oracle) gives for the
+/// same sequence.
+#[tokio::test]
+async fn several_gcra_limits_delay_as_the_memory_store_does() {
+    let server = Server::start();
+    let redis = server.store_with(&crate::support::prefix(), Duration::from_secs(2));
+    let clock = ManualClock::new();
+    clock.advance(Duration::from_secs(10));
+    let memory = MemoryStore::builder().clock(clock.clone()).build();
+    let search = rate("search", "5/second burst 1 queue 4", AlgorithmKind::Gcra);
+    let global = rate("global", "4/second burst 3", AlgorithmKind::Gcra);
+    let (rs, rg) = (redis.bind(&search), redis.bind(&global));
+    let (ms, mg) = (memory.bind(&search), memory.bind(&global));
+    let client = key("client");
+    let all = key("all");
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let from_redis = check(
+            &redis,
+            &[Charge::new(&rs, &client, 1), Charge::new(&rg, &all, 1)],
+        )
+        .await
+        .expect("redis");
+        let from_memory = check(
+            &memory,
+            &[Charge::new(&ms, &client, 1), Charge::new(&mg, &all, 1)],
+        )
+        .await
+        .expect("memory");
+        let (r, m) = (from_redis.decision, from_memory.decision);
+        assert_eq!(r.is_allowed(), m.is_allowed(), "after {seen:?}");
+        let m_delay = u64::try_from(m.delay().as_millis()).expect("ms");
+        assert!(
+            near(r.delay(), m_delay, 30),
+            "redis {:?}, memory {m_delay} ms",
+            r.delay()
+        );
+        seen.push((m.is_allowed(), m_delay));
+    }
+    // Exact on the memory store's fixed clock: the search queue gives 0,
+    // 200, ..., 800 ms; the fifth passes only because the global limit
+    // (4/s, burst 3), which refuses it now, is asked for the instant it
+    // passes (800 ms on); then the queue is full.
+    let expected: Vec<(bool, u64)> = [0, 200, 400, 600, 800]
+        .into_iter()
+        .map(|ms| (true, ms))
+        .chain(std::iter::repeat_n((false, 0), 3))
+        .collect();
+    assert_eq!(seen, expected);
+}
