@@ -302,7 +302,10 @@ async fn a_waiter_dropped_unpolled_gives_its_place_back() {
     let mut service = search_layer("5/second burst 1 queue 10").layer(log.service());
     let start = log.start;
     let peer = "198.51.100.20:1";
-    assert_eq!(send(service.clone(), peer, start).await.status, StatusCode::OK);
+    assert_eq!(
+        send(service.clone(), peer, start).await.status,
+        StatusCode::OK
+    );
     for _ in 0..3 {
         std::future::poll_fn(|cx| service.poll_ready(cx))
             .await

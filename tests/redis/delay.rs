@@ -122,3 +122,62 @@ async fn several_gcra_limits_delay_as_the_memory_store_does() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+/// A waiter that leaves gives its place back on Redis when it is the last
+/// one reserved, and keeps it when a later waiter is behind it.
+#[tokio::test]
+async fn a_departed_waiter_gives_back_only_the_last_place() {
+    let server = Server::start();
+    let prefix = crate::support::prefix();
+    let store = server.store_with(&prefix, Duration::from_secs(2));
+    let limit = rate("search", "5/second burst 1 queue 10", AlgorithmKind::Gcra);
+    let handle = store.bind(&limit);
+    let client = key("leaving");
+    let charge = [Charge::new(&handle, &client, 1)];
+    let mut verdicts = Vec::new();
+    for _ in 0..3 {
+        verdicts.push(check(&store, &charge).await.expect("answered"));
+    }
+    assert!(verdicts.iter().all(|v| v.decision.is_allowed()));
+    let mut raw = server.raw().await;
+    let keys = crate::support::keys(&mut raw, &prefix).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let stamp = |raw: &mut redis::aio::MultiplexedConnection| {
+        let key = keys[0].clone();
+        let mut raw = raw.clone();
+        async move {
+            let value: String = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .expect("GET");
+            value.parse::<u64>().expect("a decimal arrival time")
+        }
+    };
+    let before = stamp(&mut raw).await;
+    // The second waiter has the third behind it: its place stays.
+    let second = &verdicts[1];
+    store.cancel(
+        &charge,
+        second.receipt.expect("receipt"),
+        second.decision.delay(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stamp(&mut raw).await, before);
+    // The third is the last: its place (one interval, 200 ms) comes back.
+    let third = &verdicts[2];
+    store.cancel(
+        &charge,
+        third.receipt.expect("receipt"),
+        third.decision.delay(),
+    );
+    let mut now = stamp(&mut raw).await;
+    for _ in 0..100 {
+        if now != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        now = stamp(&mut raw).await;
+    }
+    assert_eq!(before - now, 200 * MS);
+}

@@ -51,6 +51,21 @@
 //! instances' clocks changes any answer; it must only not run slower than
 //! real time.
 //!
+//! # Delay mode
+//!
+//! A limit with a [queue](crate::Quota::with_queue) runs its own lean script:
+//! it takes the request's place (the arrival time advances) and answers the
+//! wait, both from Redis's `TIME`, so the waiters of every instance stand
+//! on one timeline and pass at one combined rate. A check of several limits
+//! follows the memory store's rule: the wait is the longest any limit asks,
+//! and every GCRA is looked at and charged for the instant the request
+//! passes. A waiter that leaves before its turn gives its place back
+//! ([`Store::cancel`], a script comparing the arrival time its admission
+//! set) when no later request reserved one after it. On Redis Cluster, a
+//! check whose charges span slots computes each slot's wait apart: a limit
+//! in a slot that asked a shorter wait counts the request that much earlier
+//! than it passes. A queued limit is never served from leases.
+//!
 //! # Keys
 //!
 //! `<prefix>:{<tag>}:<policy>@<algorithm>`, where the tag stands for the
@@ -66,7 +81,7 @@
 //!
 //! | algorithm | keys per client and limit | per check |
 //! |---|---|---|
-//! | GCRA | one string: the theoretical arrival time, ns since the epoch | O(1) |
+//! | GCRA (with or without a queue) | one string: the theoretical arrival time, ns since the epoch | O(1) |
 //! | fixed window | one counter per window (`INCRBY`), `…:<window>` | O(1) |
 //! | sliding window counter | the counters of this window and the one before | O(1) |
 //! | sliding log | a sorted set of admitted requests (score: µs since the epoch) and their cost sum `…:n` | O(expired) amortised; a refusal walks the oldest entries, O(limit) at worst |
@@ -517,6 +532,7 @@
 mod breaker;
 mod builder;
 mod call;
+mod cancel;
 mod connection;
 mod deadline;
 mod fallback;
@@ -560,7 +576,7 @@ use self::handle::Spec;
 use self::lease_slots::LeaseSlots;
 use self::over_limit::OverLimitCache;
 use self::reply::{read_outcome, read_reply, RedisTime};
-use self::scripts::{Run, CONCURRENCY, FIXED_WINDOW, GCRA, RELEASE};
+use self::scripts::{Run, CONCURRENCY, FIXED_WINDOW, GCRA, QUEUED_GCRA, RELEASE};
 use super::coalesce::coalesce;
 use super::{Charge, Checked, Permit, Permits, Receipt, Store, Verdict};
 use crate::clock::Clock;
@@ -1102,6 +1118,13 @@ impl Store for RedisStore {
 
     fn peek(&self, charges: &[Charge<'_, RedisHandle>]) -> Checked<CheckFuture> {
         self.start_coalesced(charges, false)
+    }
+
+    fn cancel(&self, charges: &[Charge<'_, RedisHandle>], receipt: Receipt, delay: Duration) {
+        match coalesce(charges, same_counter) {
+            Some((kept, _)) => self.inner.cancel(&kept, receipt, delay),
+            None => self.inner.cancel(charges, receipt, delay),
+        }
     }
 
     fn refund(&self, charges: &[Charge<'_, RedisHandle>], receipt: Receipt) {
