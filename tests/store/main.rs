@@ -11,6 +11,7 @@
 mod all_or_nothing;
 mod bounds;
 mod concurrency_limit;
+mod delay;
 mod eviction;
 mod fixed_window;
 mod flood;
