@@ -168,6 +168,23 @@ impl<St: Store> Shared<St> {
         receipt: Option<Receipt>,
         after: Option<Box<After>>,
     ) -> Step {
+        let found = locate(rules, decision.policy(), tiers);
+        let policy = found.as_ref().map(|found| found.limit.name());
+        let tier_shadow = found
+            .as_ref()
+            .is_some_and(|found| found.rule.plans.tiers()[found.tier].mode() == Mode::Shadow);
+        if self.shadow || tier_shadow {
+            // Shadow mode changes no answer: the request passes at once.
+            tracing::debug!(
+                policy,
+                delay_ms = decision.delay().as_millis(),
+                "tollgate shadow mode: would delay"
+            );
+            return Step::Done(Conclusion::Admit {
+                permits: Permits::none(),
+                after,
+            });
+        }
         if !delay::can_wait() {
             // No timer to wait on: refuse rather than let it pass early.
             // Its place stays reserved (always safe for the rate).
@@ -177,7 +194,6 @@ impl<St: Store> Shared<St> {
             tracing::error!(%error, "tollgate delay mode");
             return Step::Done(Conclusion::Answer(self.answer(&Rejection::Store(&error))));
         }
-        let policy = locate(rules, decision.policy(), tiers).map(|found| found.limit.name());
         tracing::debug!(
             policy,
             delay_ms = decision.delay().as_millis(),

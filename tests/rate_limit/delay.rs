@@ -317,3 +317,25 @@ async fn a_waiter_dropped_unpolled_gives_its_place_back() {
     assert_eq!((next.status, next.at), (StatusCode::OK, 200));
     assert_eq!(log.calls(), vec![0, 200]);
 }
+
+/// In shadow mode a delay changes no answer: the request passes at once.
+#[tokio::test(start_paused = true)]
+async fn shadow_mode_passes_at_once_what_it_would_delay() {
+    let log = Log::new();
+    let store = MemoryStore::builder().clock(TokioClock::new()).build();
+    let layer = RateLimitLayer::builder(
+        Plans::single("search", "5/second burst 1 queue 10").expect("plans"),
+    )
+    .store(store)
+    .key(ClientIp::new())
+    .shadow(true)
+    .build()
+    .expect("layer");
+    let service = layer.layer(log.service());
+    let start = log.start;
+    for _ in 0..3 {
+        let fate = send(service.clone(), "203.0.113.9:1", start).await;
+        assert_eq!((fate.status, fate.at), (StatusCode::OK, 0));
+    }
+    assert_eq!(log.calls(), vec![0, 0, 0]);
+}
