@@ -628,3 +628,41 @@ mod example {
         assert_eq!(value(&text, KEYS, &[("store", "memory")]), 2.0);
     }
 }
+
+#[test]
+fn delayed_requests_are_counted_with_their_wait() {
+    let (_, (codes, text)) = with_recorder(|metrics| async move {
+        // 100/second (T = 10 ms), one at once, three waiting.
+        let plans = Plans::single("search", "100/second burst 1 queue 3").expect("plans");
+        let layer = RateLimitLayer::builder(plans)
+            .key(PeerIp::new())
+            .build()
+            .expect("layer");
+        let service = layer.layer(tower::service_fn(ok));
+        // Checked at once, one after another (`call` checks), then awaited.
+        let mut calls = Vec::new();
+        for _ in 0..5 {
+            let mut service = service.clone();
+            let ready = service.ready().await.expect("ready");
+            calls.push(ready.call(request(Some("192.0.2.7"), None)));
+        }
+        let mut codes = Vec::new();
+        for call in calls {
+            codes.push(call.await.expect("answered").status());
+        }
+        (codes, metrics.render())
+    });
+    let ok = StatusCode::OK;
+    assert_eq!(codes, [ok, ok, ok, ok, StatusCode::TOO_MANY_REQUESTS]);
+    let tier = [("tier", "search")];
+    assert_eq!(value(&text, ALLOWED, &tier), 4.0);
+    assert_eq!(value(&text, "tollgate_requests_delayed_total", &tier), 3.0);
+    assert_eq!(
+        value(&text, "tollgate_request_delay_seconds_count", &tier),
+        3.0
+    );
+    // The waits were 10, 20 and 30 ms, less the microseconds between the
+    // requests' checks.
+    let sum = value(&text, "tollgate_request_delay_seconds_sum", &tier);
+    assert!((0.055..=0.060_001).contains(&sum), "sum of waits {sum}");
+}
