@@ -4,14 +4,12 @@
 use smallvec::SmallVec;
 
 use crate::key::{Key, KeyError, RequestInfo};
-use crate::rate_limit::evaluate::{skipped, Conclusion, Skip};
+use crate::rate_limit::evaluate::Conclusion;
 use crate::rate_limit::refund::Owned;
 use crate::rate_limit::rule::Rule;
+use crate::rate_limit::rules::{skipped, Skip, Tiers};
 use crate::rate_limit::state::Shared;
 use crate::store::{Charge, Checked, Store};
-
-/// The tier chosen under each rule, by position.
-pub(crate) type Tiers = SmallVec<[usize; 2]>;
 
 /// What a check took: the store's answer, the tier under each rule, and
 /// the owned charges when a refund may follow.

@@ -34,10 +34,10 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::clock::Nanos;
 use crate::key::RequestInfo;
-use crate::rate_limit::evaluate::{Conclusion, Skip};
 use crate::rate_limit::future::finish;
 use crate::rate_limit::refund::{After, Owned};
 use crate::rate_limit::rule::Rule;
+use crate::rate_limit::rules::Skip;
 use crate::rate_limit::state::Shared;
 use crate::store::{Charge, Permits, Receipt, Store};
 
@@ -103,7 +103,7 @@ impl<St: Store> Shared<St> {
         rules: &[Rule<St::Handle>],
         info: &RequestInfo<'_>,
         mut wait: Box<Wait>,
-    ) -> Conclusion {
+    ) -> Box<Wait> {
         if let Some(receipt) = wait.receipt {
             let owned = self.gather(rules, info, wait.skip, |_, tiers, keys, cost| {
                 Owned::of(rules, tiers, keys, cost)
@@ -117,7 +117,7 @@ impl<St: Store> Shared<St> {
                 }));
             }
         }
-        Conclusion::Delay(wait)
+        wait
     }
 }
 

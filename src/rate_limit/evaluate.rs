@@ -8,16 +8,11 @@ use bytes::Bytes;
 use http::{Request, Response};
 
 use crate::key::RequestInfo;
-use crate::rate_limit::charge::Tiers;
 use crate::rate_limit::delay::Wait;
 use crate::rate_limit::refund::{After, Owned};
-use crate::rate_limit::rules::Rules;
+use crate::rate_limit::rules::{Rules, Skip, Tiers};
 use crate::rate_limit::state::Shared;
 use crate::store::{Checked, Permits, Store};
-
-/// Rules skipped by a recheck, by position: those whose tier is in shadow
-/// mode and would have refused.
-pub(super) type Skip = u32;
 
 /// What the layer does with a request.
 pub(crate) enum Conclusion {
@@ -81,7 +76,10 @@ impl<St: Store> Shared<St> {
             match checked {
                 Checked::Ready(result) => match self.step(&rules, result, &tiers, skip, owned) {
                     Step::Done(conclusion) => return Evaluation::Done(conclusion),
-                    Step::Delay(wait) => return Evaluation::Done(self.hold(&rules, &info, wait)),
+                    Step::Delay(wait) => {
+                        let wait = self.hold(&rules, &info, wait);
+                        return Evaluation::Done(Conclusion::Delay(wait));
+                    }
                     Step::Recheck(more) => skip |= more,
                 },
                 Checked::Pending(future) => {
@@ -116,7 +114,8 @@ impl<St: Store> Shared<St> {
             match self.step(&rules, result, &tiers, skip, owned.take()) {
                 Step::Done(conclusion) => return conclusion,
                 Step::Delay(wait) => {
-                    return self.hold(&rules, &RequestInfo::from_parts(request), wait)
+                    let info = RequestInfo::from_parts(request);
+                    return Conclusion::Delay(self.hold(&rules, &info, wait));
                 }
                 Step::Recheck(more) => skip |= more,
             }
@@ -131,7 +130,9 @@ impl<St: Store> Shared<St> {
                     Checked::Ready(result) => {
                         match self.step(&rules, result, &tiers, skip, next_owned) {
                             Step::Done(conclusion) => return conclusion,
-                            Step::Delay(wait) => return self.hold(&rules, &info, wait),
+                            Step::Delay(wait) => {
+                                return Conclusion::Delay(self.hold(&rules, &info, wait))
+                            }
                             Step::Recheck(more) => skip |= more,
                         }
                     }
@@ -144,11 +145,6 @@ impl<St: Store> Shared<St> {
             }
         }
     }
-}
-
-/// Whether the rule at `position` is skipped.
-pub(super) fn skipped(skip: Skip, position: usize) -> bool {
-    position < Skip::BITS as usize && skip & (1 << position) != 0
 }
 
 /// The pipeline on its own, over a memory store on a manual clock: what it
@@ -392,13 +388,6 @@ mod tests {
             evaluate(&layer, &peer),
             Seen::Admit { permits: 1, .. }
         ));
-    }
-
-    #[test]
-    fn skipped_is_false_past_the_set() {
-        assert!(skipped(1 << 31, 31));
-        assert!(!skipped(u32::MAX, 32));
-        assert!(!skipped(0, 0));
     }
 
     #[tokio::test]

@@ -8,6 +8,18 @@ use arc_swap::{ArcSwap, Guard};
 
 use crate::rate_limit::rule::Rule;
 
+/// The tier chosen under each rule, by position.
+pub(crate) type Tiers = smallvec::SmallVec<[usize; 2]>;
+
+/// Rules skipped by a recheck, by position: those whose tier is in shadow
+/// mode and would have refused.
+pub(crate) type Skip = u32;
+
+/// Whether the rule at `position` is skipped.
+pub(crate) fn skipped(skip: Skip, position: usize) -> bool {
+    position < Skip::BITS as usize && skip & (1 << position) != 0
+}
+
 /// Every rule of a layer, in order.
 pub(crate) type Rules<H> = Vec<Rule<H>>;
 
@@ -86,5 +98,17 @@ impl<H> Deref for Held<'_, H> {
             Held::Fixed(rules) => rules,
             Held::Live(guard) => guard,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skipped;
+
+    #[test]
+    fn skipped_is_false_past_the_set() {
+        assert!(skipped(1 << 31, 31));
+        assert!(!skipped(u32::MAX, 32));
+        assert!(!skipped(0, 0));
     }
 }
