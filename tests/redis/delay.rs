@@ -78,6 +78,27 @@ async fn two_instances_queue_one_client_on_one_timeline() {
 async fn several_gcra_limits_delay_as_the_memory_store_does() {
     let server = Server::start();
     let redis = server.store_with(&crate::support::prefix(), Duration::from_secs(2));
+    same_as_memory(&redis).await;
+}
+
+/// The same on Redis Cluster, where the two keys live in different slots:
+/// the part holding the queue runs first and answers the wait, the other
+/// part is charged for the instant the request passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_gcra_limits_over_cluster_slots_delay_as_the_memory_store_does() {
+    let cluster = crate::support::Cluster::start();
+    let redis = tollgate::store::RedisStore::builder(cluster.url())
+        .no_fallback()
+        .prefix(crate::support::prefix().as_str())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("cluster store");
+    same_as_memory(&redis).await;
+}
+
+/// A queued limit on one key and a plain GCRA on another, checked together
+/// eight times at once: `redis` answers what the memory store does.
+async fn same_as_memory(redis: &tollgate::store::RedisStore) {
     let clock = ManualClock::new();
     clock.advance(Duration::from_secs(10));
     let memory = MemoryStore::builder().clock(clock.clone()).build();
@@ -90,7 +111,7 @@ async fn several_gcra_limits_delay_as_the_memory_store_does() {
     let mut seen = Vec::new();
     for _ in 0..8 {
         let from_redis = check(
-            &redis,
+            redis,
             &[Charge::new(&rs, &client, 1), Charge::new(&rg, &all, 1)],
         )
         .await

@@ -7,7 +7,10 @@
 --          it may carry): "1" to charge, "0" to look only (no write at
 --          all), "2" to charge
 --          and append Redis's clock to the answer (for a later rollback)
--- ARGV[2]  a nonce unique to this check (names sorted-set members)
+-- ARGV[2]  a nonce unique to this check (names sorted-set members); on a
+--          cluster, a part of a check that a queued limit in another part
+--          delays carries it as "<nonce>/<wait in ns>": the request passes
+--          that long from now, each GCRA charged for then
 -- ARGV[3 + 6 (i - 1) ...]  charge i: algorithm, cost, then four parameters
 --   g  GCRA            emission interval T (ns), capacity burst*T (ns), limit, burst
 --   q  GCRA, queued    emission interval T (ns), limit, burst, max_delay (ns)
@@ -45,6 +48,12 @@
 local charge = mode == '1' or mode == '2'
 local nonce = ARGV[2]
 local now_abs_us = now_s * 1000000 + now_us   -- µs since the epoch
+local floor_ns = 0
+local cut = string.find(nonce, '/', 1, true)
+if cut then
+  floor_ns = math.max(tonumber(string.sub(nonce, cut + 1)) or 0, 0)
+  nonce = string.sub(nonce, 1, cut - 1)
+end
 
 -- Makes `key` live at least `ms` more (never shortens it).
 local function keep(key, ms)
@@ -318,11 +327,20 @@ local function run(shift)
   return answer, every, wait
 end
 
-local out, all, wait = run(0)
+local out, all, wait = run(floor_ns)
 if out == nil then
   return redis.error_reply('tollgate: unknown algorithm ' .. tostring(all))
 end
-if wait > 0 then
+if floor_ns > 0 then
+  -- Passing at the floor: each allowed charge answers that wait.
+  wait = floor_ns
+  for i = 1, #KEYS do
+    local at = 1 + 5 * (i - 1)
+    if out[at + 1] == 1 then
+      out[at + 5] = wait
+    end
+  end
+elseif wait > 0 then
   -- A queued GCRA makes the request wait: it passes then only if every
   -- limit admits it at that instant without a further wait, each GCRA
   -- charged for it; each allowed charge answers that wait.

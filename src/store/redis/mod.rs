@@ -62,9 +62,14 @@
 //! passes. A waiter that leaves before its turn gives its place back
 //! ([`Store::cancel`], a script comparing the arrival time its admission
 //! set) when no later request reserved one after it. On Redis Cluster, a
-//! check whose charges span slots computes each slot's wait apart: a limit
-//! in a slot that asked a shorter wait counts the request that much earlier
-//! than it passes. A queued limit is never served from leases.
+//! check whose charges span slots runs the parts holding queued limits
+//! first, each answering its wait; a part that answered a shorter wait than
+//! the longest is given back and charged again for the longest, and the
+//! other parts are charged for it too (`check.lua` reads the wait from the
+//! part's nonce), so each counts the request when it passes. Waits are
+//! counted from each part's own `TIME`: they differ by the time between the
+//! calls, the same order of error as the request's own trip back from
+//! Redis. A queued limit is never served from leases.
 //!
 //! # Keys
 //!

@@ -18,7 +18,8 @@ use redis::Script;
 use super::fallback::LocalCharge;
 use super::scripts::Run;
 use super::{
-    layout, read_outcome, Call, Gate, Inner, RedisTime, Slot, CONCURRENCY, RELEASE_TIMEOUT,
+    layout, read_outcome, Call, Gate, Inner, RedisTime, Slot, CONCURRENCY, QUEUED_GCRA,
+    RELEASE_TIMEOUT,
 };
 use crate::decision::Decision;
 use crate::error::StoreError;
@@ -75,11 +76,25 @@ pub(super) fn part_nonce(nonce: &str, k: usize) -> String {
 
 /// The charges of one slot, and what its script was given.
 struct Part {
+    /// Its index in the check (the order of its nonce).
+    index: usize,
+    /// Whether it holds a queued limit (delay mode).
+    queued: bool,
     /// Positions of its charges in the check, in the order sent.
     positions: Vec<usize>,
     keys: Vec<String>,
     args: Vec<String>,
     nonce: String,
+}
+
+/// What one pass over the parts answered.
+struct Round {
+    /// Each charge's figures, by position in the check.
+    figures: Vec<Option<Vec<i64>>>,
+    charged: Vec<Charged>,
+    members: Vec<Option<(String, usize)>>,
+    all: bool,
+    failure: Option<StoreError>,
 }
 
 /// A part Redis charged: what undoing it takes.
@@ -89,6 +104,10 @@ struct Charged {
     charges: Vec<String>,
     nonce: String,
     clock: RedisTime,
+    /// The part's index in the check.
+    part: usize,
+    /// The wait the part answered (ns from its `TIME`).
+    wait: u64,
 }
 
 impl Inner {
@@ -116,6 +135,8 @@ impl Inner {
             let nonce = part_nonce(&nonce, k);
             let mode = if take { "2" } else { "0" };
             let mut part = Part {
+                index: k,
+                queued: false,
                 positions: Vec::with_capacity(positions.len()),
                 keys: Vec::with_capacity(positions.len()),
                 args: vec![mode.to_owned(), nonce.clone()],
@@ -123,6 +144,7 @@ impl Inner {
             };
             for p in positions {
                 let charge = layout::charge_args(&args, p).ok_or_else(malformed)?;
+                part.queued |= charge[0] == QUEUED_GCRA;
                 part.positions.push(p);
                 part.keys.push(keys[p].clone());
                 part.args.extend(charge.iter().cloned());
@@ -130,54 +152,20 @@ impl Inner {
             parts.push(part);
         }
 
-        let mut figures: Vec<Option<Vec<i64>>> = vec![None; n];
-        let mut charged: Vec<Charged> = Vec::new();
-        let mut members: Vec<Option<(String, usize)>> = vec![None; n];
-        let mut all = true;
-        let mut failure = None;
-        for part in &parts {
-            let reply = gate
-                .script(Run::Check, part.keys.clone(), part.args.clone())
-                .await;
-            let reply = match reply {
-                Ok(reply) => reply,
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            };
-            let m = part.positions.len();
-            // In mode "2" the answer ends with the TIME the part used.
-            let clock = match (take, layout::check_time(&reply, m)) {
-                (true, Some((secs, micros))) => RedisTime::read(secs, micros),
-                _ => None,
-            };
-            if reply.len() != layout::check_reply_len(m, take) || (take && clock.is_none()) {
-                self.undo(charged).await;
-                gate.report(true);
-                return Err(malformed());
-            }
-            for (j, &p) in part.positions.iter().enumerate() {
-                figures[p] = layout::outcome_figures(&reply, j).map(<[i64]>::to_vec);
-                members[p] = Some((part.nonce.clone(), j + 1));
-            }
-            let allowed = reply[0] == 1;
-            if let (true, Some(clock)) = (allowed, clock) {
-                charged.push(Charged {
-                    keys: part.keys.clone(),
-                    charges: part.args[2..].to_vec(),
-                    nonce: part.nonce.clone(),
-                    clock,
-                });
-            }
-            if !allowed {
-                all = false;
-                if take {
-                    // The rest need not be asked: the check is refused.
-                    break;
-                }
-            }
-        }
+        let round = if take && parts.iter().any(|part| part.queued) {
+            self.run_delayed(&mut gate, &parts, n).await?
+        } else {
+            let all_parts: Vec<&Part> = parts.iter().collect();
+            self.run_parts(&mut gate, &all_parts, n, take, None).await?
+        };
+        let Round {
+            figures,
+            charged,
+            members,
+            all,
+            failure,
+            ..
+        } = round;
         gate.report(failure.is_none());
         if let Some(error) = failure {
             self.undo(charged).await;
@@ -251,6 +239,124 @@ impl Inner {
             permits,
             receipt,
         })
+    }
+
+    /// Charges a check with a queued limit over several slots so that every
+    /// part counts the request when it passes: the parts holding queued
+    /// limits first, each answering its wait; those whose wait is shorter
+    /// than the longest are given back and charged again for the longest;
+    /// then the other parts, charged for it too. Waits are counted from
+    /// each part's own `TIME`, which differ by the time between the calls:
+    /// the same order of error as the request's own trip back from Redis.
+    async fn run_delayed(
+        &self,
+        gate: &mut Gate,
+        parts: &[Part],
+        n: usize,
+    ) -> Result<Round, StoreError> {
+        let (queued, plain): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|p| p.queued);
+        let mut round = self.run_parts(gate, &queued, n, true, None).await?;
+        if !round.all || round.failure.is_some() {
+            return Ok(round);
+        }
+        let wait = round.charged.iter().map(|c| c.wait).max().unwrap_or(0);
+        let (early, kept): (Vec<Charged>, Vec<Charged>) = std::mem::take(&mut round.charged)
+            .into_iter()
+            .partition(|c| c.wait < wait);
+        round.charged = kept;
+        let mut again: Vec<&Part> = queued
+            .iter()
+            .copied()
+            .filter(|part| early.iter().any(|c| c.part == part.index))
+            .collect();
+        self.undo(early).await;
+        again.extend(plain);
+        let rest = self.run_parts(gate, &again, n, true, Some(wait)).await?;
+        for part in &again {
+            for &p in &part.positions {
+                round.figures[p] = rest.figures[p].clone();
+                round.members[p] = rest.members[p].clone();
+            }
+        }
+        round.charged.extend(rest.charged);
+        round.all = rest.all;
+        round.failure = rest.failure;
+        Ok(round)
+    }
+
+    /// Runs `parts` in order (each charged for a request passing `floor`
+    /// ns from its `TIME`, when given); stops at the first refusal when
+    /// charging, or at a failure.
+    async fn run_parts(
+        &self,
+        gate: &mut Gate,
+        parts: &[&Part],
+        n: usize,
+        take: bool,
+        floor: Option<u64>,
+    ) -> Result<Round, StoreError> {
+        let malformed =
+            || StoreError::Unavailable("unexpected answer from the Redis script".into());
+        let mut round = Round {
+            figures: vec![None; n],
+            charged: Vec::new(),
+            members: vec![None; n],
+            all: true,
+            failure: None,
+        };
+        for &part in parts {
+            let mut args = part.args.clone();
+            if let (Some(floor), Some(nonce)) = (floor.filter(|&f| f > 0), args.get_mut(1)) {
+                *nonce = format!("{}/{floor}", part.nonce);
+            }
+            let reply = gate.script(Run::Check, part.keys.clone(), args).await;
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(error) => {
+                    round.failure = Some(error);
+                    break;
+                }
+            };
+            let m = part.positions.len();
+            // In mode "2" the answer ends with the TIME the part used.
+            let clock = match (take, layout::check_time(&reply, m)) {
+                (true, Some((secs, micros))) => RedisTime::read(secs, micros),
+                _ => None,
+            };
+            if reply.len() != layout::check_reply_len(m, take) || (take && clock.is_none()) {
+                self.undo(round.charged).await;
+                gate.report(true);
+                return Err(malformed());
+            }
+            let mut wait: u64 = 0;
+            for (j, &p) in part.positions.iter().enumerate() {
+                let figures = layout::outcome_figures(&reply, j).map(<[i64]>::to_vec);
+                if let Some(&[1, _, _, _, retry]) = figures.as_deref() {
+                    wait = wait.max(u64::try_from(retry).unwrap_or(0));
+                }
+                round.figures[p] = figures;
+                round.members[p] = Some((part.nonce.clone(), j + 1));
+            }
+            let allowed = reply[0] == 1;
+            if let (true, Some(clock)) = (allowed, clock) {
+                round.charged.push(Charged {
+                    keys: part.keys.clone(),
+                    charges: part.args[2..].to_vec(),
+                    nonce: part.nonce.clone(),
+                    clock,
+                    part: part.index,
+                    wait,
+                });
+            }
+            if !allowed {
+                round.all = false;
+                if take {
+                    // The rest need not be asked: the check is refused.
+                    break;
+                }
+            }
+        }
+        Ok(round)
     }
 
     /// Undoes the parts charged, last first; a part that cannot be undone
