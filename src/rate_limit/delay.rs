@@ -28,7 +28,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use http::{Request, Response};
-use smallvec::SmallVec;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
@@ -39,7 +38,7 @@ use crate::rate_limit::refund::{After, Owned};
 use crate::rate_limit::rule::Rule;
 use crate::rate_limit::rules::Skip;
 use crate::rate_limit::state::Shared;
-use crate::store::{Charge, Permits, Receipt, Store};
+use crate::store::{Permits, Receipt, Store};
 
 /// An admission that passes later: how long it waits, what its answer
 /// carries, and how to give its place back if it leaves first.
@@ -66,14 +65,9 @@ struct Place<St: Store> {
 
 impl<St: Store> Cancel for Place<St> {
     fn cancel(self: Box<Self>) {
-        let cost = self.owned.cost();
-        let charges: SmallVec<[Charge<'_, St::Handle>; 8]> = self
-            .owned
-            .charges()
-            .map(|(handle, key)| Charge::new(handle, key, cost))
-            .collect();
+        let delay = Duration::from_nanos(self.delay);
         self.store
-            .cancel(&charges, self.receipt, Duration::from_nanos(self.delay));
+            .cancel(&self.owned.as_charges(), self.receipt, delay);
     }
 }
 

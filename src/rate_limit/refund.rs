@@ -54,14 +54,12 @@ impl<H> Owned<H> {
         owned
     }
 
-    /// The cost of each charge.
-    pub(crate) fn cost(&self) -> u64 {
-        self.cost
-    }
-
-    /// Each charge's limit and key.
-    pub(crate) fn charges(&self) -> impl Iterator<Item = (&H, &Key<'static>)> {
-        self.charges.iter().map(|(handle, key)| (handle, key))
+    /// The charges, as a store takes them.
+    pub(crate) fn as_charges(&self) -> SmallVec<[Charge<'_, H>; 8]> {
+        self.charges
+            .iter()
+            .map(|(handle, key)| Charge::new(handle, key, self.cost))
+            .collect()
     }
 }
 
@@ -100,14 +98,7 @@ impl<St: Store> Refund for Ticket<St> {
         if !(self.when)(status, headers) {
             return;
         }
-        let cost = self.owned.cost;
-        let charges: SmallVec<[Charge<'_, St::Handle>; 8]> = self
-            .owned
-            .charges
-            .iter()
-            .map(|(handle, key)| Charge::new(handle, key, cost))
-            .collect();
-        self.store.refund(&charges, self.receipt);
+        self.store.refund(&self.owned.as_charges(), self.receipt);
     }
 }
 

@@ -64,20 +64,23 @@ impl<A: Algorithm> Keyed<A> {
         }
     }
 
+    /// Runs `f` on the key's state when the key is known; inserts nothing.
+    #[inline]
+    fn known<R>(&self, key: &Key<'_>, f: impl FnOnce(&A, &A::State) -> R) -> Option<R> {
+        let a = &self.algorithm;
+        match key.repr() {
+            KeyRepr::Ip(ip) => self.ips.get(&IpKey::new(*ip)).map(|s| f(a, &s)),
+            KeyRepr::Bytes(bytes) => self.bytes.get(bytes.as_ref()).map(|s| f(a, &s)),
+        }
+    }
+
     /// Answers what `acquire` would for the key, without inserting it.
     fn peek(&self, key: &Key<'_>, now: Nanos, cost: u64) -> Outcome {
-        let a = &self.algorithm;
-        let known = match key.repr() {
-            KeyRepr::Ip(ip) => self
-                .ips
-                .get(&IpKey::new(*ip))
-                .map(|s| a.peek(&s, now, cost)),
-            KeyRepr::Bytes(bytes) => self
-                .bytes
-                .get(bytes.as_ref())
-                .map(|s| a.peek(&s, now, cost)),
-        };
-        known.unwrap_or_else(|| a.peek(&a.new_state(), now, cost))
+        self.known(key, |a, s| a.peek(s, now, cost))
+            .unwrap_or_else(|| {
+                let a = &self.algorithm;
+                a.peek(&a.new_state(), now, cost)
+            })
     }
 
     /// Charges the key as of `at` (`now`, or later for a request that
@@ -99,25 +102,13 @@ impl<A: Algorithm> Keyed<A> {
     }
 
     fn refund_later(&self, key: &Key<'_>, charged_at: Nanos, now: Nanos, cost: u64) {
-        let refund = |a: &A, s: &A::State| {
+        self.known(key, |a, s| {
             if now == charged_at {
                 a.refund(s, charged_at, cost);
             } else {
                 a.refund_later(s, charged_at, now, cost);
             }
-        };
-        match key.repr() {
-            KeyRepr::Ip(ip) => {
-                if let Some(s) = self.ips.get(&IpKey::new(*ip)) {
-                    refund(&self.algorithm, &s);
-                }
-            }
-            KeyRepr::Bytes(bytes) => {
-                if let Some(s) = self.bytes.get(bytes.as_ref()) {
-                    refund(&self.algorithm, &s);
-                }
-            }
-        }
+        });
     }
 
     /// Forgets keys whose state is back to full and, when `light` is not
@@ -337,17 +328,9 @@ impl Table {
         let Counters::Gcra(keyed) = &self.counters else {
             return false;
         };
-        let gcra = &keyed.algorithm;
-        match key.repr() {
-            KeyRepr::Ip(ip) => keyed
-                .ips
-                .get(&IpKey::new(*ip))
-                .is_some_and(|s| gcra.cancel(&s, charged_at, delay, cost)),
-            KeyRepr::Bytes(bytes) => keyed
-                .bytes
-                .get(bytes.as_ref())
-                .is_some_and(|s| gcra.cancel(&s, charged_at, delay, cost)),
-        }
+        keyed
+            .known(key, |gcra, s| gcra.cancel(s, charged_at, delay, cost))
+            .unwrap_or(false)
     }
 
     pub(crate) fn peek(&self, key: &Key<'_>, now: Nanos, cost: u64) -> Outcome {
